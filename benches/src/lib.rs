@@ -1,0 +1,1 @@
+//! criterion benchmarks; see benches/*.rs and docs/benchmarks.md.

@@ -1,0 +1,1 @@
+//! The consistent-hash ring that places each stream on ingesters
