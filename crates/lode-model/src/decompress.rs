@@ -16,7 +16,10 @@ pub enum DecompressError {
 pub fn snappy(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
     let n = snap::raw::decompress_len(data).map_err(|e| DecompressError::Corrupt(format!("snappy: {e}")))?;
     if n > max {
-        return Err(DecompressError::TooLarge { size: n as u64, max: max as u64 });
+        return Err(DecompressError::TooLarge {
+            size: n as u64,
+            max: max as u64,
+        });
     }
     let mut out = vec![0u8; n];
     let written = snap::raw::Decoder::new()
@@ -34,7 +37,8 @@ pub fn gzip(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
 /// `Content-Encoding: deflate`: Go clients send raw DEFLATE (RFC 1951); RFC-correct clients send
 /// zlib (RFC 1950), which we recognise by its header.
 pub fn deflate(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
-    let zlib_header = data.len() >= 2 && data[0] & 0x0f == 8 && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
+    let zlib_header =
+        data.len() >= 2 && data[0] & 0x0f == 8 && (u16::from(data[0]) << 8 | u16::from(data[1])) % 31 == 0;
     if zlib_header {
         read_capped(flate2::read::ZlibDecoder::new(data), max, "deflate")
     } else {
@@ -58,7 +62,10 @@ fn read_capped(r: impl Read, max: usize, what: &str) -> Result<Vec<u8>, Decompre
         .read_to_end(&mut out)
         .map_err(|e| DecompressError::Corrupt(format!("{what}: {e}")))?;
     if read > max {
-        return Err(DecompressError::TooLarge { size: read as u64, max: max as u64 });
+        return Err(DecompressError::TooLarge {
+            size: read as u64,
+            max: max as u64,
+        });
     }
     Ok(out)
 }
@@ -80,7 +87,10 @@ mod tests {
         let data = b"hello hello hello hello".repeat(10);
         let c = snap::raw::Encoder::new().compress_vec(&data).unwrap();
         assert_eq!(snappy(&c, 1 << 20).unwrap(), data);
-        assert!(matches!(snappy(b"\x05garbage", 1 << 20), Err(DecompressError::Corrupt(_))));
+        assert!(matches!(
+            snappy(b"\x05garbage", 1 << 20),
+            Err(DecompressError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -89,7 +99,13 @@ mod tests {
         e.write_all(&vec![b'a'; 10_000]).unwrap();
         let c = e.finish().unwrap();
         assert_eq!(gzip(&c, 10_000).unwrap().len(), 10_000);
-        assert_eq!(gzip(&c, 9_999), Err(DecompressError::TooLarge { size: 10_000, max: 9_999 }));
+        assert_eq!(
+            gzip(&c, 9_999),
+            Err(DecompressError::TooLarge {
+                size: 10_000,
+                max: 9_999
+            })
+        );
         assert!(matches!(gzip(b"not gzip", 100), Err(DecompressError::Corrupt(_))));
     }
 

@@ -10,7 +10,11 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(ts: i64, line: impl Into<String>) -> Self {
-        Entry { ts, line: line.into(), metadata: Vec::new() }
+        Entry {
+            ts,
+            line: line.into(),
+            metadata: Vec::new(),
+        }
     }
     /// Bytes this entry counts for in rates and limits: line plus structured metadata, as Loki.
     pub fn size(&self) -> usize {

@@ -129,10 +129,11 @@ pub fn is_valid_label_name(name: &str) -> bool {
 /// Parses `{name="value", ...}` into raw pairs (no sorting or validation of duplicates).
 fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, LabelError> {
     let s = text.trim();
-    let inner = s
-        .strip_prefix('{')
-        .and_then(|r| r.strip_suffix('}'))
-        .ok_or_else(|| LabelError::Syntax(format!("1:1: parse error: unexpected input, expected a label set in braces: {s:?}")))?;
+    let inner = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')).ok_or_else(|| {
+        LabelError::Syntax(format!(
+            "1:1: parse error: unexpected input, expected a label set in braces: {s:?}"
+        ))
+    })?;
     let b = inner.as_bytes();
     let mut i = 0;
     let mut out = Vec::new();
@@ -145,11 +146,24 @@ fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, LabelError> {
             break;
         }
         let start = i;
-        while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] >= 0x80 || b[i] == b'.' || b[i] == b'-' || b[i] == b'/') {
+        while i < b.len()
+            && (b[i].is_ascii_alphanumeric()
+                || b[i] == b'_'
+                || b[i] >= 0x80
+                || b[i] == b'.'
+                || b[i] == b'-'
+                || b[i] == b'/')
+        {
             i += 1;
         }
         if start == i {
-            return Err(err(i, &format!("unexpected character inside braces: {:?}", inner[i..].chars().next().unwrap_or(' '))));
+            return Err(err(
+                i,
+                &format!(
+                    "unexpected character inside braces: {:?}",
+                    inner[i..].chars().next().unwrap_or(' ')
+                ),
+            ));
         }
         let name = &inner[start..i];
         if !is_valid_label_name(name) {
@@ -175,7 +189,13 @@ fn parse_pairs(text: &str) -> Result<Vec<(String, String)>, LabelError> {
             break;
         }
         if b[i] != b',' {
-            return Err(err(i, &format!("unexpected {:?} after label value, expected ',' or '}}'", inner[i..].chars().next().unwrap_or(' '))));
+            return Err(err(
+                i,
+                &format!(
+                    "unexpected {:?} after label value, expected ',' or '}}'",
+                    inner[i..].chars().next().unwrap_or(' ')
+                ),
+            ));
         }
         i += 1;
     }
@@ -226,7 +246,9 @@ pub fn unquote_prefix(s: &str) -> Result<(String, usize), String> {
                         let mut v = 0u32;
                         for _ in 0..n {
                             let (_, h) = chars.next().ok_or("unterminated escape")?;
-                            v = v * 16 + h.to_digit(16).ok_or_else(|| format!("invalid hex digit {h:?} in escape"))?;
+                            v = v * 16
+                                + h.to_digit(16)
+                                    .ok_or_else(|| format!("invalid hex digit {h:?} in escape"))?;
                         }
                         out.push(char::from_u32(v).ok_or_else(|| format!("invalid unicode escape {v:#x}"))?);
                     }
@@ -234,7 +256,9 @@ pub fn unquote_prefix(s: &str) -> Result<(String, usize), String> {
                         let mut v = e.to_digit(8).unwrap_or(0);
                         for _ in 0..2 {
                             let (_, o) = chars.next().ok_or("unterminated escape")?;
-                            v = v * 8 + o.to_digit(8).ok_or_else(|| format!("invalid octal digit {o:?} in escape"))?;
+                            v = v * 8
+                                + o.to_digit(8)
+                                    .ok_or_else(|| format!("invalid octal digit {o:?} in escape"))?;
                         }
                         out.push(char::from_u32(v).ok_or("invalid octal escape")?);
                     }
@@ -306,8 +330,14 @@ mod tests {
     #[test]
     fn drops_empty_values_and_rejects_bad_names() {
         assert!(Labels::parse(r#"{a=""}"#).unwrap().is_empty());
-        assert_eq!(Labels::parse(r#"{a="1", a="2"}"#), Err(LabelError::Duplicate("a".into())));
-        assert_eq!(Labels::parse(r#"{k8s.pod="x"}"#), Err(LabelError::InvalidName("k8s.pod".into())));
+        assert_eq!(
+            Labels::parse(r#"{a="1", a="2"}"#),
+            Err(LabelError::Duplicate("a".into()))
+        );
+        assert_eq!(
+            Labels::parse(r#"{k8s.pod="x"}"#),
+            Err(LabelError::InvalidName("k8s.pod".into()))
+        );
         assert_eq!(Labels::parse(r#"{9a="x"}"#), Err(LabelError::InvalidName("9a".into())));
         assert!(matches!(Labels::parse(r#"{a="x""#), Err(LabelError::Syntax(_))));
         assert!(matches!(Labels::parse(r#"{a="x" b="y"}"#), Err(LabelError::Syntax(_))));
@@ -321,7 +351,10 @@ mod tests {
         let l = Labels::parse(r#"{job="app"}"#).unwrap();
         // Pinned: chunk keys in object storage depend on this value never changing.
         assert_eq!(l.fingerprint(), PINNED_JOB_APP);
-        assert_eq!(l.fingerprint(), Labels::parse(r#"{ job = "app" }"#).unwrap().fingerprint());
+        assert_eq!(
+            l.fingerprint(),
+            Labels::parse(r#"{ job = "app" }"#).unwrap().fingerprint()
+        );
         assert_ne!(l.fingerprint(), Labels::parse(r#"{job="ap"}"#).unwrap().fingerprint());
     }
 

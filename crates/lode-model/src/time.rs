@@ -60,7 +60,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         let n: f64 = rest[..num_end].parse().map_err(|_| err())?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -244,8 +246,14 @@ mod tests {
         assert_eq!(parse_timestamp("1700000000"), Ok(1_700_000_000 * NANOS_PER_SEC));
         assert_eq!(parse_timestamp("1700000000000000001"), Ok(1_700_000_000_000_000_001));
         assert_eq!(parse_timestamp("1700000000.5"), Ok(1_700_000_000_500_000_000));
-        assert_eq!(parse_timestamp("2023-11-14T22:13:20Z"), Ok(1_700_000_000 * NANOS_PER_SEC));
-        assert_eq!(parse_timestamp("2023-11-14T22:13:20.000000007Z"), Ok(1_700_000_000 * NANOS_PER_SEC + 7));
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20Z"),
+            Ok(1_700_000_000 * NANOS_PER_SEC)
+        );
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20.000000007Z"),
+            Ok(1_700_000_000 * NANOS_PER_SEC + 7)
+        );
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("1e400.0").is_err());
     }
@@ -267,8 +275,14 @@ mod tests {
 
     #[test]
     fn go_time_strings() {
-        assert_eq!(go_time_string(1_704_164_645_000_000_006), "2024-01-02 03:04:05.000000006 +0000 UTC");
-        assert_eq!(go_time_string(1_704_164_645_000_000_000), "2024-01-02 03:04:05 +0000 UTC");
+        assert_eq!(
+            go_time_string(1_704_164_645_000_000_006),
+            "2024-01-02 03:04:05.000000006 +0000 UTC"
+        );
+        assert_eq!(
+            go_time_string(1_704_164_645_000_000_000),
+            "2024-01-02 03:04:05 +0000 UTC"
+        );
         assert_eq!(rfc3339(1_704_164_645_000_000_000), "2024-01-02T03:04:05Z");
     }
 

@@ -1,1 +1,2 @@
-//! The HTTP edge: Loki's push, query and operations endpoints, decoding bodies and rendering Loki's JSON
+//! The HTTP edge (placeholder: being written).
+pub mod push_decode;

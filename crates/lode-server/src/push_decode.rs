@@ -1,0 +1,1 @@
+//! Push body decoding (being written).
