@@ -1,1 +1,284 @@
-//! The distributor role: validates pushed streams with Loki's rules and sends them to ingesters chosen by the ring
+//! The distributor: first stop of the push path. It takes decoded push requests from the HTTP
+//! edge (`PushHandler`), validates label sets and entries with Loki's rules and wording, merges
+//! entries of the same stream, hashes tenant + labels onto the ingester ring and sends each
+//! ingester its share (`Pusher`) in parallel. Valid streams are always written; refused ones are
+//! counted by reason and named in one grouped 400.
+
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use prometheus::{IntCounterVec, Opts, Registry};
+
+use lode_model::api::{PushHandler, PushRequest, Pusher, StreamBatch};
+use lode_model::labels::ring_token;
+use lode_model::limits::LimitsConfig;
+use lode_model::time::now_nanos;
+use lode_model::{ApiError, Entry, ErrorCode, Labels};
+use lode_ring::Ring;
+use validate::{group_messages, validate_entry, validate_labels};
+
+/// Loki's answer to a request that carries no stream at all.
+pub const NO_STREAMS_MSG: &str = "error at least one valid stream is required for ingestion";
+
+#[derive(Clone)]
+struct Metrics {
+    lines_received: IntCounterVec,
+    bytes_received: IntCounterVec,
+    discarded_samples: IntCounterVec,
+    discarded_bytes: IntCounterVec,
+}
+
+impl Metrics {
+    fn new(registry: &Registry) -> Self {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
+        Metrics {
+            lines_received: counter("loki_distributor_lines_received_total", "Log lines received.", &["tenant"]),
+            bytes_received: counter(
+                "loki_distributor_bytes_received_total",
+                "Bytes of lines and structured metadata received.",
+                &["tenant"],
+            ),
+            discarded_samples: counter(
+                "loki_discarded_samples_total",
+                "Log lines refused, by reason.",
+                &["reason", "tenant"],
+            ),
+            discarded_bytes: counter(
+                "loki_discarded_bytes_total",
+                "Bytes of log lines refused, by reason.",
+                &["reason", "tenant"],
+            ),
+        }
+    }
+
+    fn discard(&self, reason: &str, tenant: &str, lines: usize, bytes: usize) {
+        self.discarded_samples.with_label_values(&[reason, tenant]).inc_by(lines as u64);
+        self.discarded_bytes.with_label_values(&[reason, tenant]).inc_by(bytes as u64);
+    }
+}
+
+/// The distributor role.
+pub struct Distributor {
+    limits: LimitsConfig,
+    replication_factor: usize,
+    ring: RwLock<Ring>,
+    clients: RwLock<HashMap<String, Arc<dyn Pusher>>>,
+    metrics: Metrics,
+}
+
+impl Distributor {
+    pub fn new(limits: LimitsConfig, replication_factor: usize, tokens_per_instance: u32, registry: &Registry) -> Self {
+        Distributor {
+            limits,
+            replication_factor: replication_factor.max(1),
+            ring: RwLock::new(Ring::new(tokens_per_instance)),
+            clients: RwLock::new(HashMap::new()),
+            metrics: Metrics::new(registry),
+        }
+    }
+
+    /// Registers an ingester on the ring with the client that reaches it.
+    pub fn add_ingester(&self, id: &str, client: Arc<dyn Pusher>) {
+        self.clients.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), client);
+        self.ring.write().unwrap_or_else(|p| p.into_inner()).add(id);
+    }
+
+    /// Validates every stream; returns the valid ones (same labels merged, in arrival order) and
+    /// the refusal messages.
+    fn validate(&self, tenant: &str, req: PushRequest) -> (Vec<StreamBatch>, Vec<String>) {
+        let now = now_nanos();
+        let mut refusals = Vec::new();
+        let mut batches: Vec<StreamBatch> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        for stream in req.streams {
+            let bytes: usize = stream.entries.iter().map(Entry::size).sum();
+            self.metrics.lines_received.with_label_values(&[tenant]).inc_by(stream.entries.len() as u64);
+            self.metrics.bytes_received.with_label_values(&[tenant]).inc_by(bytes as u64);
+            if stream.entries.is_empty() {
+                continue;
+            }
+            let labels = match validate_labels(&stream.labels, &self.limits) {
+                Ok(l) => l,
+                Err(r) => {
+                    self.metrics.discard(r.reason, tenant, stream.entries.len(), bytes);
+                    refusals.push(r.message);
+                    continue;
+                }
+            };
+            let shown = labels.to_string();
+            let mut kept = Vec::with_capacity(stream.entries.len());
+            for mut entry in stream.entries {
+                match validate_entry(&mut entry, &shown, &self.limits, now) {
+                    Ok(()) => kept.push(entry),
+                    Err(r) => {
+                        self.metrics.discard(r.reason, tenant, 1, entry.size());
+                        refusals.push(r.message);
+                    }
+                }
+            }
+            if kept.is_empty() {
+                continue;
+            }
+            match index.get(&labels) {
+                Some(&i) => batches[i].entries.extend(kept),
+                None => {
+                    index.insert(labels.clone(), batches.len());
+                    batches.push(StreamBatch { labels, entries: kept });
+                }
+            }
+        }
+        (batches, refusals)
+    }
+
+    /// Sends each stream to its replicas and waits for a quorum of each. Returns the client
+    /// (4xx) messages the ingesters answered with.
+    async fn send(&self, tenant: &str, batches: Vec<StreamBatch>) -> Result<Vec<String>, ApiError> {
+        let rf = self.replication_factor;
+        let mut per_instance: HashMap<String, (Vec<usize>, Vec<StreamBatch>)> = HashMap::new();
+        {
+            let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
+            for (i, batch) in batches.iter().enumerate() {
+                let owners = ring
+                    .get(ring_token(tenant, &batch.labels), rf)
+                    .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+                for owner in owners {
+                    let slot = per_instance.entry(owner.to_string()).or_default();
+                    slot.0.push(i);
+                    slot.1.push(batch.clone());
+                }
+            }
+        }
+        let clients = self.clients.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let calls = per_instance.into_iter().map(|(id, (streams, batch))| {
+            let client = clients.get(&id).cloned();
+            async move {
+                let r = match client {
+                    Some(c) => c.push(tenant, batch).await,
+                    None => Err(ApiError::new(ErrorCode::Unavailable, format!("no client for ingester {id}"))),
+                };
+                (streams, r)
+            }
+        });
+        let results = futures::future::join_all(calls).await;
+        let quorum = rf / 2 + 1;
+        let mut acks = vec![0usize; batches.len()];
+        let mut client_messages: Vec<String> = Vec::new();
+        let mut server_error: Option<ApiError> = None;
+        for (streams, r) in results {
+            let acked = match r {
+                Ok(()) => true,
+                // A 4xx means the ingester stored what it could and refused the rest.
+                Err(e) if e.code.is_client_error() => {
+                    if !client_messages.contains(&e.message) {
+                        client_messages.push(e.message);
+                    }
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(tenant, error = %e, "ingester push failed");
+                    server_error.get_or_insert(e);
+                    false
+                }
+            };
+            if acked {
+                for s in streams {
+                    acks[s] += 1;
+                }
+            }
+        }
+        if acks.iter().any(|&n| n < quorum) {
+            return Err(server_error.unwrap_or_else(|| ApiError::internal("push did not reach a quorum of ingesters")));
+        }
+        Ok(client_messages)
+    }
+}
+
+#[async_trait]
+impl PushHandler for Distributor {
+    async fn push(&self, tenant: &str, req: PushRequest) -> Result<(), ApiError> {
+        if req.streams.is_empty() {
+            return Err(ApiError::new(ErrorCode::Unprocessable, NO_STREAMS_MSG));
+        }
+        let (batches, refusals) = self.validate(tenant, req);
+        let ingester_messages = if batches.is_empty() { Vec::new() } else { self.send(tenant, batches).await? };
+        let mut parts = Vec::new();
+        if !refusals.is_empty() {
+            parts.push(group_messages(&refusals));
+        }
+        parts.extend(ingester_messages);
+        if parts.is_empty() { Ok(()) } else { Err(ApiError::bad_request(parts.join("\n"))) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lode_model::api::PushStream;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<StreamBatch>>);
+
+    #[async_trait]
+    impl Pusher for Recorder {
+        async fn push(&self, _tenant: &str, streams: Vec<StreamBatch>) -> Result<(), ApiError> {
+            self.0.lock().unwrap().extend(streams);
+            Ok(())
+        }
+    }
+
+    fn stream(labels: &str, entries: &[(i64, &str)]) -> PushStream {
+        PushStream { labels: labels.into(), entries: entries.iter().map(|(t, l)| Entry::new(*t, *l)).collect() }
+    }
+
+    fn distributor() -> (Distributor, Arc<Recorder>) {
+        let d = Distributor::new(LimitsConfig::default(), 1, 128, &Registry::new());
+        let r = Arc::new(Recorder::default());
+        d.add_ingester("local", r.clone());
+        (d, r)
+    }
+
+    #[tokio::test]
+    async fn valid_streams_are_kept_beside_invalid_ones() {
+        let (d, rec) = distributor();
+        let now = now_nanos();
+        let req = PushRequest {
+            streams: vec![
+                stream(r#"{job="a"}"#, &[(now, "one")]),
+                stream(r#"{k8s.pod="x"}"#, &[(now, "bad")]),
+                stream(r#"{job="a"}"#, &[(now + 1, "two")]),
+                stream(r#"{job="b"}"#, &[(now, "x".repeat(300_000).as_str()), (now, "ok")]),
+            ],
+        };
+        let err = d.push("t", req).await.unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadRequest);
+        assert!(err.message.starts_with("1 errors like: error parsing labels"), "{}", err.message);
+        assert!(err.message.contains("; 1 errors like: max entry size '262144' bytes exceeded"), "{}", err.message);
+        let got = rec.0.lock().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].labels.to_string(), r#"{job="a"}"#);
+        assert_eq!(got[0].entries.len(), 2, "same stream merged");
+        assert_eq!(got[1].entries[0].line, "ok");
+    }
+
+    #[tokio::test]
+    async fn empty_request_is_422() {
+        let (d, _) = distributor();
+        let err = d.push("t", PushRequest::default()).await.unwrap_err();
+        assert_eq!((err.code, err.message.as_str()), (ErrorCode::Unprocessable, NO_STREAMS_MSG));
+    }
+
+    #[tokio::test]
+    async fn no_ingester_is_unavailable_not_client_error() {
+        let d = Distributor::new(LimitsConfig::default(), 1, 128, &Registry::new());
+        let err = d.push("t", PushRequest { streams: vec![stream(r#"{a="b"}"#, &[(now_nanos(), "x")])] }).await;
+        assert_eq!(err.unwrap_err().code, ErrorCode::Unavailable);
+    }
+}

@@ -9,6 +9,7 @@ pub mod decompress;
 pub mod entry;
 pub mod error;
 pub mod labels;
+pub mod limits;
 pub mod time;
 
 pub use entry::{Direction, Entry, Stream};

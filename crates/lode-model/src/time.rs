@@ -137,6 +137,11 @@ pub fn rfc3339(ns: i64) -> String {
     DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
+/// RFC3339 at whole seconds, as Go's `time.RFC3339` layout prints (push validation messages).
+pub fn rfc3339_secs(ns: i64) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
 /// Parses a byte size as Loki's flags do: `256KB`, `1.5MiB`, `1536` (bytes). KB/MB/GB are
 /// binary (1024-based), as in Loki's datasize parser.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
