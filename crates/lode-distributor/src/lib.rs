@@ -15,6 +15,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use lode_model::api::{PushHandler, PushRequest, Pusher, StreamBatch};
 use lode_model::labels::ring_token;
 use lode_model::limits::LimitsConfig;
+use lode_model::metrics::Discards;
 use lode_model::time::now_nanos;
 use lode_model::{ApiError, Entry, ErrorCode, Labels};
 use lode_ring::Ring;
@@ -27,12 +28,11 @@ pub const NO_STREAMS_MSG: &str = "error at least one valid stream is required fo
 struct Metrics {
     lines_received: IntCounterVec,
     bytes_received: IntCounterVec,
-    discarded_samples: IntCounterVec,
-    discarded_bytes: IntCounterVec,
+    discards: Discards,
 }
 
 impl Metrics {
-    fn new(registry: &Registry) -> Self {
+    fn new(registry: &Registry, discards: Discards) -> Self {
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
             let _ = registry.register(Box::new(c.clone()));
@@ -45,22 +45,12 @@ impl Metrics {
                 "Bytes of lines and structured metadata received.",
                 &["tenant"],
             ),
-            discarded_samples: counter(
-                "loki_discarded_samples_total",
-                "Log lines refused, by reason.",
-                &["reason", "tenant"],
-            ),
-            discarded_bytes: counter(
-                "loki_discarded_bytes_total",
-                "Bytes of log lines refused, by reason.",
-                &["reason", "tenant"],
-            ),
+            discards,
         }
     }
 
     fn discard(&self, reason: &str, tenant: &str, lines: usize, bytes: usize) {
-        self.discarded_samples.with_label_values(&[reason, tenant]).inc_by(lines as u64);
-        self.discarded_bytes.with_label_values(&[reason, tenant]).inc_by(bytes as u64);
+        self.discards.count(reason, tenant, lines, bytes);
     }
 }
 
@@ -74,13 +64,19 @@ pub struct Distributor {
 }
 
 impl Distributor {
-    pub fn new(limits: LimitsConfig, replication_factor: usize, tokens_per_instance: u32, registry: &Registry) -> Self {
+    pub fn new(
+        limits: LimitsConfig,
+        replication_factor: usize,
+        tokens_per_instance: u32,
+        registry: &Registry,
+        discards: Discards,
+    ) -> Self {
         Distributor {
             limits,
             replication_factor: replication_factor.max(1),
             ring: RwLock::new(Ring::new(tokens_per_instance)),
             clients: RwLock::new(HashMap::new()),
-            metrics: Metrics::new(registry),
+            metrics: Metrics::new(registry, discards),
         }
     }
 
@@ -239,7 +235,7 @@ mod tests {
     }
 
     fn distributor() -> (Distributor, Arc<Recorder>) {
-        let d = Distributor::new(LimitsConfig::default(), 1, 128, &Registry::new());
+        let d = Distributor::new(LimitsConfig::default(), 1, 128, &Registry::new(), Discards::new(&Registry::new()));
         let r = Arc::new(Recorder::default());
         d.add_ingester("local", r.clone());
         (d, r)
@@ -277,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_ingester_is_unavailable_not_client_error() {
-        let d = Distributor::new(LimitsConfig::default(), 1, 128, &Registry::new());
+        let d = Distributor::new(LimitsConfig::default(), 1, 128, &Registry::new(), Discards::new(&Registry::new()));
         let err = d.push("t", PushRequest { streams: vec![stream(r#"{a="b"}"#, &[(now_nanos(), "x")])] }).await;
         assert_eq!(err.unwrap_err().code, ErrorCode::Unavailable);
     }

@@ -1,1 +1,179 @@
-//! The ingester role: per-stream head blocks in memory, chunk cutting and background flushes to object storage
+//! The ingester: middle of the push path and the recent half of the query path. Per tenant
+//! (`Instance`) and per stream it keeps an open head chunk in memory, refuses out-of-order lines,
+//! cuts chunks at a target compressed size, age or idle time, and flushes them in the background
+//! to object storage with one small index object per tenant and period per flush cycle. Queriers
+//! read recent lines from it through `LogQuerier`; `/flush` and shutdown flush everything.
+
+mod config;
+mod flush;
+mod instance;
+mod metrics;
+mod stream;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use prometheus::Registry;
+
+pub use config::IngesterConfig;
+use instance::Instance;
+use lode_logql::LogQuery;
+use lode_model::api::{IngesterAdmin, LabelRequest, LogQuerier, LogSelect, Pusher, SelectResult, StreamBatch};
+use lode_model::metrics::Discards;
+use lode_model::{ApiError, ErrorCode};
+use lode_storage::ObjectStorage;
+use metrics::Metrics;
+pub use stream::OUT_OF_ORDER;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngesterError {
+    #[error(transparent)]
+    Chunk(#[from] lode_chunk::ChunkError),
+    #[error(transparent)]
+    Storage(#[from] lode_storage::StorageError),
+    #[error(transparent)]
+    Query(#[from] lode_logql::LogqlError),
+}
+
+impl From<IngesterError> for ApiError {
+    fn from(e: IngesterError) -> Self {
+        let code = match &e {
+            IngesterError::Chunk(c) => c.code(),
+            IngesterError::Storage(s) => s.code(),
+            IngesterError::Query(_) => ErrorCode::BadRequest,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+/// Settings every stream needs, derived once from the config.
+pub(crate) struct Settings {
+    pub block_size: usize,
+    pub target_size: u64,
+    pub zstd_level: i32,
+}
+
+/// The ingester role.
+pub struct Ingester {
+    id: String,
+    cfg: IngesterConfig,
+    settings: Settings,
+    store: ObjectStorage,
+    instances: RwLock<HashMap<String, Arc<Instance>>>,
+    metrics: Metrics,
+    discards: Discards,
+    /// One flush at a time: the loop, `/flush` and shutdown take turns.
+    flush_lock: tokio::sync::Mutex<()>,
+}
+
+impl Ingester {
+    pub fn new(
+        id: &str,
+        cfg: IngesterConfig,
+        store: ObjectStorage,
+        registry: &Registry,
+        discards: Discards,
+    ) -> Arc<Self> {
+        let settings = Settings {
+            block_size: cfg.chunk_block_size.0 as usize,
+            target_size: cfg.chunk_target_size.0,
+            zstd_level: cfg.chunk_zstd_level,
+        };
+        Arc::new(Ingester {
+            id: id.to_string(),
+            cfg,
+            settings,
+            store,
+            instances: RwLock::new(HashMap::new()),
+            metrics: Metrics::new(registry),
+            discards,
+            flush_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn instance(&self, tenant: &str) -> Arc<Instance> {
+        if let Some(i) = self.instances.read().unwrap_or_else(|p| p.into_inner()).get(tenant) {
+            return i.clone();
+        }
+        let mut map = self.instances.write().unwrap_or_else(|p| p.into_inner());
+        map.entry(tenant.to_string()).or_insert_with(|| Arc::new(Instance::new(tenant))).clone()
+    }
+
+    fn existing_instance(&self, tenant: &str) -> Option<Arc<Instance>> {
+        self.instances.read().unwrap_or_else(|p| p.into_inner()).get(tenant).cloned()
+    }
+
+    fn all_instances(&self) -> Vec<Arc<Instance>> {
+        self.instances.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    fn parse(query: &str) -> Result<LogQuery, ApiError> {
+        lode_logql::parse_log_query(query).map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    fn labels(&self, tenant: &str, name: Option<&str>, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
+        let query = req.query.as_deref().map(Self::parse).transpose()?;
+        let out: BTreeSet<String> = match self.existing_instance(tenant) {
+            Some(i) => i.label_values(name, query.as_ref(), req.start, req.end),
+            None => BTreeSet::new(),
+        };
+        Ok(out.into_iter().collect())
+    }
+}
+
+#[async_trait]
+impl Pusher for Ingester {
+    async fn push(&self, tenant: &str, streams: Vec<StreamBatch>) -> Result<(), ApiError> {
+        let inst = self.instance(tenant);
+        let r = inst.push(streams, &self.settings)?;
+        self.metrics.streams_created.with_label_values(&[tenant]).inc_by(r.created as u64);
+        self.metrics.memory_streams.with_label_values(&[tenant]).set(inst.num_streams() as i64);
+        self.metrics.lines_appended.with_label_values(&[tenant]).inc_by(r.appended as u64);
+        self.metrics.bytes_appended.with_label_values(&[tenant]).inc_by(r.appended_bytes as u64);
+        if r.refused.is_empty() {
+            return Ok(());
+        }
+        let refused = (r.refused_lines, r.refused_bytes);
+        self.discards.count("out_of_order", tenant, refused.0, refused.1);
+        Err(ApiError::bad_request(r.refused.join("\n")))
+    }
+}
+
+#[async_trait]
+impl LogQuerier for Ingester {
+    async fn select_logs(&self, tenant: &str, req: &LogSelect) -> Result<SelectResult, ApiError> {
+        let query = Self::parse(&req.query)?;
+        let Some(inst) = self.existing_instance(tenant) else {
+            return Ok(SelectResult::default());
+        };
+        let (streams, stats) = inst.select(&query, req.start, req.end, req.direction, req.limit)?;
+        Ok(SelectResult { streams, stats })
+    }
+
+    async fn label_names(&self, tenant: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.labels(tenant, None, req)
+    }
+
+    async fn label_values(&self, tenant: &str, name: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.labels(tenant, Some(name), req)
+    }
+}
+
+#[async_trait]
+impl IngesterAdmin for Ingester {
+    async fn flush_all(&self) -> Result<(), ApiError> {
+        self.flush(true).await.map_err(ApiError::from)
+    }
+
+    fn not_ready_reason(&self) -> Option<String> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

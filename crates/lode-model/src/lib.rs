@@ -10,6 +10,7 @@ pub mod entry;
 pub mod error;
 pub mod labels;
 pub mod limits;
+pub mod metrics;
 pub mod time;
 
 pub use entry::{Direction, Entry, Stream};

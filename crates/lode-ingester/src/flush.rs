@@ -1,0 +1,167 @@
+//! Flushing: cut chunks that are due, upload them, then write one index object per tenant and
+//! period naming what this cycle uploaded. A chunk leaves memory only after the index that points
+//! at it is stored, so a query always finds each line in memory, in the store, or both (the
+//! querier de-duplicates). Failed uploads stay queued and are retried next cycle.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lode_index::{IndexBuilder, index_key};
+use lode_model::time::now_nanos;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::instance::StreamRef;
+use crate::stream::CutChunk;
+use crate::{Ingester, IngesterError};
+
+/// A chunk to upload, with the stream it came from.
+struct Upload {
+    tenant: String,
+    stream: StreamRef,
+    labels: lode_model::Labels,
+    chunk: Arc<CutChunk>,
+}
+
+impl Ingester {
+    /// Runs the periodic flush until `shutdown` turns true, then flushes everything.
+    pub async fn run_flush_loop(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let period = self.cfg.flush_check_period.0;
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = self.flush(false).await {
+                        tracing::warn!(error = %e, "flush cycle failed; will retry");
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    /// Graceful shutdown: cut and flush everything in memory, retrying a few times if the store
+    /// is failing, so that nothing accepted is left behind.
+    pub async fn shutdown(&self) -> Result<(), IngesterError> {
+        let mut last = Ok(());
+        for attempt in 0..5 {
+            last = self.flush(true).await;
+            if last.is_ok() {
+                tracing::info!(ingester = %self.id, "flushed all chunks on shutdown");
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+        }
+        last
+    }
+
+    /// One flush cycle. With `force`, every head chunk is cut first (`/flush`, shutdown).
+    pub async fn flush(&self, force: bool) -> Result<(), IngesterError> {
+        let _turn = self.flush_lock.lock().await;
+        let timer = self.metrics.flush_duration.start_timer();
+        let uploads = self.cut_and_collect(force)?;
+        let result = self.upload_and_index(uploads).await;
+        timer.observe_duration();
+        for inst in self.all_instances() {
+            inst.remove_empty_streams(self.cfg.chunk_idle_period.0);
+            self.metrics.memory_streams.with_label_values(&[&inst.tenant]).set(inst.num_streams() as i64);
+        }
+        result
+    }
+
+    fn cut_and_collect(&self, force: bool) -> Result<Vec<Upload>, IngesterError> {
+        let now = Instant::now();
+        let (max_age, idle) = (self.cfg.max_chunk_age.0, self.cfg.chunk_idle_period.0);
+        let mut uploads = Vec::new();
+        let mut queued = 0;
+        for inst in self.all_instances() {
+            for sref in inst.streams() {
+                let mut st = sref.lock().unwrap_or_else(|p| p.into_inner());
+                let reason = if force { Some("forced") } else { st.head_due(now, max_age, idle) };
+                if let Some(reason) = reason {
+                    let before = st.pending.len();
+                    st.cut()?;
+                    if st.pending.len() > before {
+                        self.metrics.chunks_flushed.with_label_values(&[reason]).inc();
+                    }
+                }
+                queued += st.pending.len();
+                for c in &st.pending {
+                    uploads.push(Upload {
+                        tenant: inst.tenant.clone(),
+                        stream: sref.clone(),
+                        labels: st.labels.clone(),
+                        chunk: c.clone(),
+                    });
+                }
+            }
+        }
+        self.metrics.memory_chunks.set(queued as i64);
+        Ok(uploads)
+    }
+
+    async fn upload_and_index(&self, uploads: Vec<Upload>) -> Result<(), IngesterError> {
+        if uploads.is_empty() {
+            return Ok(());
+        }
+        let store = &self.store;
+        let results: Vec<(Upload, Result<(), lode_storage::StorageError>)> = futures::stream::iter(uploads)
+            .map(|u| async move {
+                let r = store.put(&u.chunk.cref.key(&u.tenant), u.chunk.bytes.to_vec()).await;
+                (u, r)
+            })
+            .buffer_unordered(self.cfg.concurrent_flushes)
+            .collect()
+            .await;
+        let mut first_err = None;
+        let mut done: Vec<Upload> = Vec::new();
+        for (u, r) in results {
+            match r {
+                Ok(()) => {
+                    self.metrics.chunk_bytes_flushed.inc_by(u.chunk.bytes.len() as u64);
+                    done.push(u);
+                }
+                Err(e) => {
+                    self.metrics.flush_failures.inc();
+                    tracing::warn!(tenant = %u.tenant, key = %u.chunk.cref.key(&u.tenant), error = %e, "chunk upload failed");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        // One index object per (tenant, period) for what this cycle stored.
+        let mut builders: BTreeMap<(String, u64), IndexBuilder> = BTreeMap::new();
+        for u in &done {
+            for period in u.chunk.cref.periods() {
+                builders
+                    .entry((u.tenant.clone(), period))
+                    .or_insert_with(|| IndexBuilder::new(u.tenant.clone(), period))
+                    .add_chunk(&u.labels, u.chunk.cref);
+            }
+        }
+        let nanos = now_nanos();
+        for ((tenant, period), b) in builders {
+            let key = index_key(&tenant, period, &self.id, nanos);
+            if let Err(e) = store.put(&key, b.finish()).await {
+                self.metrics.flush_failures.inc();
+                tracing::warn!(%tenant, %key, error = %e, "index upload failed");
+                // Without its index these chunks are unreachable: keep them in memory and index
+                // them again next cycle (the querier de-duplicates a chunk listed twice).
+                first_err.get_or_insert(e);
+                done.retain(|u| u.tenant != tenant);
+            }
+        }
+        for u in &done {
+            let mut st = u.stream.lock().unwrap_or_else(|p| p.into_inner());
+            st.forget_flushed(std::slice::from_ref(&u.chunk));
+        }
+        tracing::debug!(chunks = done.len(), "flush cycle stored chunks");
+        match first_err {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+}

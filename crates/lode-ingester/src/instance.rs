@@ -1,0 +1,151 @@
+//! A tenant's streams in one ingester (Loki's `instance`): the stream map, creation on first
+//! push, and the read side that serves recent data to queriers.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, RwLock};
+
+use lode_logql::LogQuery;
+use lode_model::api::{QueryStats, StreamBatch};
+use lode_model::{Entry, Labels, Stream as ResultStream};
+
+use crate::stream::Stream;
+use crate::{IngesterError, Settings};
+
+pub(crate) type StreamRef = Arc<Mutex<Stream>>;
+
+pub(crate) struct Instance {
+    pub tenant: String,
+    streams: RwLock<HashMap<Labels, StreamRef>>,
+}
+
+/// What one push did for a tenant.
+pub(crate) struct InstancePush {
+    pub created: usize,
+    pub appended: usize,
+    pub appended_bytes: usize,
+    pub refused: Vec<String>,
+    pub refused_lines: usize,
+    pub refused_bytes: usize,
+}
+
+impl Instance {
+    pub fn new(tenant: &str) -> Self {
+        Instance { tenant: tenant.to_string(), streams: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn push(&self, batches: Vec<StreamBatch>, s: &Settings) -> Result<InstancePush, IngesterError> {
+        let mut out = InstancePush { created: 0, appended: 0, appended_bytes: 0, refused: Vec::new(), refused_lines: 0, refused_bytes: 0 };
+        for batch in batches {
+            let (stream, created) = self.get_or_create(batch.labels, s);
+            out.created += usize::from(created);
+            let mut st = stream.lock().unwrap_or_else(|p| p.into_inner());
+            let r = st.push(&self.tenant, batch.entries, s.target_size)?;
+            out.appended += r.appended;
+            out.appended_bytes += r.appended_bytes;
+            out.refused.extend(r.refused);
+            out.refused_lines += r.refused_lines;
+            out.refused_bytes += r.refused_bytes;
+        }
+        Ok(out)
+    }
+
+    fn get_or_create(&self, labels: Labels, s: &Settings) -> (StreamRef, bool) {
+        if let Some(st) = self.streams.read().unwrap_or_else(|p| p.into_inner()).get(&labels) {
+            return (st.clone(), false);
+        }
+        let mut map = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(st) = map.get(&labels) {
+            return (st.clone(), false);
+        }
+        let st = Arc::new(Mutex::new(Stream::new(labels.clone(), s.block_size, s.zstd_level)));
+        map.insert(labels, st.clone());
+        (st, true)
+    }
+
+    pub fn streams(&self) -> Vec<StreamRef> {
+        self.streams.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    pub fn num_streams(&self) -> usize {
+        self.streams.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Removes streams that hold nothing and have been idle; returns how many went.
+    pub fn remove_empty_streams(&self, idle: std::time::Duration) -> usize {
+        let now = tokio::time::Instant::now();
+        let mut map = self.streams.write().unwrap_or_else(|p| p.into_inner());
+        let before = map.len();
+        map.retain(|_, st| {
+            let st = st.lock().unwrap_or_else(|p| p.into_inner());
+            !(st.is_empty() && now.duration_since(st.last_append) >= idle)
+        });
+        before - map.len()
+    }
+
+    fn matching(&self, query: &LogQuery) -> Vec<StreamRef> {
+        self.streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|(labels, _)| query.selector().matches(labels))
+            .map(|(_, st)| st.clone())
+            .collect()
+    }
+
+    /// Entries of matching streams in `[start, end)`, at most `limit` per stream, in direction
+    /// order, with the line filters applied.
+    pub fn select(
+        &self,
+        query: &LogQuery,
+        start: i64,
+        end: i64,
+        dir: lode_model::Direction,
+        limit: usize,
+    ) -> Result<(Vec<ResultStream>, QueryStats), IngesterError> {
+        let mut stats = QueryStats::default();
+        let mut out = Vec::new();
+        for st in self.matching(query) {
+            let st = st.lock().unwrap_or_else(|p| p.into_inner());
+            stats.head_chunk_bytes += st.head_bytes();
+            let mut entries: Vec<Entry> = Vec::new();
+            // Break only means this stream reached its limit.
+            let _ = st.for_each_entry(start, end, dir, &mut |e| {
+                stats.lines_processed += 1;
+                stats.bytes_processed += e.line.len() as u64;
+                if query.pipeline.matches(e.line) {
+                    stats.post_filter_lines += 1;
+                    entries.push(e.to_entry());
+                    if entries.len() >= limit {
+                        return ControlFlow::Break(());
+                    }
+                }
+                ControlFlow::Continue(())
+            })?;
+            if !entries.is_empty() {
+                out.push(ResultStream { labels: st.printed.clone(), entries });
+            }
+        }
+        Ok((out, stats))
+    }
+
+    /// Label names (or one label's values) of streams that have data overlapping `[start, end)`
+    /// and match `query`'s selector when given.
+    pub fn label_values(&self, name: Option<&str>, query: Option<&LogQuery>, start: i64, end: i64) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (labels, st) in self.streams.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            if query.is_some_and(|q| !q.selector().matches(labels)) {
+                continue;
+            }
+            let st = st.lock().unwrap_or_else(|p| p.into_inner());
+            if !st.overlaps(start, end) {
+                continue;
+            }
+            match name {
+                None => out.extend(labels.iter().map(|(n, _)| n.to_string())),
+                Some(n) => out.extend(labels.get(n).map(str::to_string)),
+            }
+        }
+        out
+    }
+}

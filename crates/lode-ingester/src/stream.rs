@@ -1,0 +1,217 @@
+//! One stream in an ingester's memory: an open head chunk (`MemChunk`) plus chunks already cut
+//! and waiting to be flushed. `push` enforces ordered writes per stream as Loki does.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use lode_chunk::{Chunk, EntryRef, MemChunk};
+use lode_index::ChunkRef;
+use lode_model::time::go_time_string;
+use lode_model::{Direction, Entry, Labels};
+use tokio::time::Instant;
+
+use crate::IngesterError;
+
+/// Loki's reason text for a line older than its stream's newest line.
+pub const OUT_OF_ORDER: &str = "entry out of order";
+/// Loki caps the per-entry lines of an ingester error at this many.
+const MAX_RETURNED_ERRORS: usize = 10;
+
+/// A cut chunk: encoded bytes and the reference it will have in the index.
+#[derive(Debug)]
+pub(crate) struct CutChunk {
+    pub bytes: Bytes,
+    pub cref: ChunkRef,
+}
+
+pub(crate) struct Stream {
+    pub labels: Labels,
+    pub printed: String,
+    fingerprint: u64,
+    head: MemChunk,
+    head_opened: Option<Instant>,
+    pub last_append: Instant,
+    last: Option<(i64, String, Vec<(String, String)>)>,
+    /// Cut chunks not yet confirmed flushed, oldest first.
+    pub pending: Vec<Arc<CutChunk>>,
+    block_size: usize,
+    zstd_level: i32,
+}
+
+/// What `push` did with a batch.
+pub(crate) struct PushOutcome {
+    pub appended: usize,
+    pub appended_bytes: usize,
+    /// Loki-worded error block when some entries were refused.
+    pub refused: Option<String>,
+    pub refused_lines: usize,
+    pub refused_bytes: usize,
+}
+
+impl Stream {
+    pub fn new(labels: Labels, block_size: usize, zstd_level: i32) -> Self {
+        Stream {
+            printed: labels.to_string(),
+            fingerprint: labels.fingerprint(),
+            labels,
+            head: MemChunk::new(block_size, zstd_level),
+            head_opened: None,
+            last_append: Instant::now(),
+            last: None,
+            pending: Vec::new(),
+            block_size,
+            zstd_level,
+        }
+    }
+
+    /// Appends entries in order. A line older than the newest accepted one is refused; an exact
+    /// duplicate of the newest (same time, line and metadata) is dropped silently; equal times
+    /// with different lines are kept.
+    pub fn push(&mut self, tenant: &str, entries: Vec<Entry>, target_size: u64) -> Result<PushOutcome, IngesterError> {
+        let total = entries.len();
+        let mut refused: Vec<i64> = Vec::new();
+        let mut refused_bytes = 0;
+        let mut appended = 0;
+        let mut appended_bytes = 0;
+        for e in entries {
+            if let Some((ts, line, meta)) = &self.last {
+                if e.ts < *ts {
+                    refused.push(e.ts);
+                    refused_bytes += e.size();
+                    continue;
+                }
+                if e.ts == *ts && e.line == *line && e.metadata == *meta {
+                    continue;
+                }
+            }
+            self.head.append(e.ts, &e.line, &e.metadata)?;
+            if self.head_opened.is_none() {
+                self.head_opened = Some(Instant::now());
+            }
+            appended += 1;
+            appended_bytes += e.size();
+            self.last = Some((e.ts, e.line, e.metadata));
+            if self.head.compressed_bytes() >= target_size {
+                self.cut()?;
+            }
+        }
+        if appended > 0 {
+            self.last_append = Instant::now();
+        }
+        let refused_lines = refused.len();
+        let refused = (refused_lines > 0).then(|| {
+            let mut msg = String::new();
+            for ts in refused.iter().take(MAX_RETURNED_ERRORS) {
+                msg.push_str(&format!("entry with timestamp {} ignored, reason: '{OUT_OF_ORDER}',\n", go_time_string(*ts)));
+            }
+            msg.push_str(&format!(
+                "user '{tenant}', total ignored: {refused_lines} out of {total} for stream: {}",
+                self.printed
+            ));
+            msg
+        });
+        Ok(PushOutcome { appended, appended_bytes, refused, refused_lines, refused_bytes })
+    }
+
+    /// Closes the head chunk and queues it for flushing.
+    pub fn cut(&mut self) -> Result<(), IngesterError> {
+        if self.head.is_empty() {
+            return Ok(());
+        }
+        let (Some(from), Some(through)) = (self.head.min_ts(), self.head.max_ts()) else {
+            return Ok(());
+        };
+        let entries = self.head.num_entries();
+        let old = std::mem::replace(&mut self.head, MemChunk::new(self.block_size, self.zstd_level));
+        self.head_opened = None;
+        let bytes = old.into_bytes()?;
+        let cref = ChunkRef {
+            fingerprint: self.fingerprint,
+            from,
+            through,
+            checksum: crc32fast::hash(&bytes),
+            size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+            entries: u32::try_from(entries).unwrap_or(u32::MAX),
+        };
+        self.pending.push(Arc::new(CutChunk { bytes: Bytes::from(bytes), cref }));
+        Ok(())
+    }
+
+    /// Whether the head should be cut now: too old in wall-clock time or in data span, or idle.
+    pub fn head_due(&self, now: Instant, max_age: std::time::Duration, idle: std::time::Duration) -> Option<&'static str> {
+        let opened = self.head_opened?;
+        if now.duration_since(opened) >= max_age {
+            return Some("max_age");
+        }
+        if let (Some(a), Some(b)) = (self.head.min_ts(), self.head.max_ts())
+            && b.saturating_sub(a) >= i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX)
+        {
+            return Some("max_age");
+        }
+        if now.duration_since(self.last_append) >= idle {
+            return Some("idle");
+        }
+        None
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head.is_empty() && self.pending.is_empty()
+    }
+
+    /// Whether any entry held here may fall in `[start, end)`.
+    pub fn overlaps(&self, start: i64, end: i64) -> bool {
+        let head = match (self.head.min_ts(), self.head.max_ts()) {
+            (Some(a), Some(b)) => a < end && b >= start,
+            _ => false,
+        };
+        head || self.pending.iter().any(|c| c.cref.from < end && c.cref.through >= start)
+    }
+
+    pub fn head_bytes(&self) -> u64 {
+        self.head.uncompressed_bytes()
+    }
+
+    /// Drops pending chunks whose flush has been confirmed.
+    pub fn forget_flushed(&mut self, flushed: &[Arc<CutChunk>]) {
+        self.pending.retain(|c| !flushed.iter().any(|f| Arc::ptr_eq(f, c)));
+    }
+
+    /// Visits entries in `[start, end)` in `dir` order: pending chunks (older) then the head.
+    pub fn for_each_entry(
+        &self,
+        start: i64,
+        end: i64,
+        dir: Direction,
+        f: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, IngesterError> {
+        let visit_pending = |c: &Arc<CutChunk>, f: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>| {
+            if !c.cref.overlaps(start, end.saturating_sub(1)) {
+                return Ok(ControlFlow::Continue(()));
+            }
+            let chunk = Chunk::from_bytes(c.bytes.clone())?;
+            Ok::<_, IngesterError>(chunk.for_each_entry(start, end, dir, &mut *f)?)
+        };
+        match dir {
+            Direction::Forward => {
+                for c in &self.pending {
+                    if visit_pending(c, f)?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Ok(self.head.for_each_entry(start, end, dir, &mut *f)?)
+            }
+            Direction::Backward => {
+                if self.head.for_each_entry(start, end, dir, &mut *f)?.is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+                for c in self.pending.iter().rev() {
+                    if visit_pending(c, f)?.is_break() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            }
+        }
+    }
+}

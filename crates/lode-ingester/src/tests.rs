@@ -1,0 +1,120 @@
+use std::sync::Arc;
+
+use lode_model::api::{IngesterAdmin, LogQuerier, LogSelect, Pusher, StreamBatch};
+use lode_model::metrics::Discards;
+use lode_model::time::ByteSize;
+use lode_model::{Direction, Entry, ErrorCode, Labels};
+use lode_storage::ObjectStorage;
+use prometheus::Registry;
+
+use crate::{Ingester, IngesterConfig};
+
+fn ingester(cfg: IngesterConfig) -> (Arc<Ingester>, ObjectStorage) {
+    let store = ObjectStorage::in_memory();
+    let reg = Registry::new();
+    (Ingester::new("ing-1", cfg, store.clone(), &reg, Discards::new(&reg)), store)
+}
+
+fn batch(labels: &str, entries: &[(i64, &str)]) -> StreamBatch {
+    StreamBatch {
+        labels: Labels::parse(labels).unwrap(),
+        entries: entries.iter().map(|(t, l)| Entry::new(*t, *l)).collect(),
+    }
+}
+
+fn select(q: &str, dir: Direction, limit: usize) -> LogSelect {
+    LogSelect { query: q.into(), start: 0, end: i64::MAX, direction: dir, limit }
+}
+
+#[tokio::test]
+async fn out_of_order_is_refused_and_the_rest_kept() {
+    let (ing, _) = ingester(IngesterConfig::default());
+    ing.push("t", vec![batch(r#"{app="a"}"#, &[(10, "one"), (20, "two")])]).await.unwrap();
+    let err = ing
+        .push("t", vec![batch(r#"{app="a"}"#, &[(15, "late"), (20, "two"), (20, "two bis"), (30, "three")])])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert_eq!(
+        err.message,
+        "entry with timestamp 1970-01-01 00:00:00.000000015 +0000 UTC ignored, reason: 'entry out of order',\n\
+         user 't', total ignored: 1 out of 4 for stream: {app=\"a\"}"
+    );
+    let r = ing.select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 100)).await.unwrap();
+    let lines: Vec<_> = r.streams[0].entries.iter().map(|e| e.line.as_str()).collect();
+    // The exact duplicate (20, "two") was dropped silently; same time, other line kept.
+    assert_eq!(lines, ["one", "two", "two bis", "three"]);
+}
+
+#[tokio::test]
+async fn select_applies_direction_limit_filters_and_tenants() {
+    let (ing, _) = ingester(IngesterConfig::default());
+    let entries: Vec<(i64, String)> = (0..50).map(|i| (i, format!("line {i} {}", if i % 2 == 0 { "even" } else { "odd" }))).collect();
+    let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
+    ing.push("t", vec![batch(r#"{app="a", env="prod"}"#, &refs)]).await.unwrap();
+    ing.push("other", vec![batch(r#"{app="a"}"#, &[(1, "secret")])]).await.unwrap();
+    let r = ing.select_logs("t", &select(r#"{app="a"} |= "even""#, Direction::Backward, 3)).await.unwrap();
+    assert_eq!(r.streams.len(), 1);
+    let ts: Vec<i64> = r.streams[0].entries.iter().map(|e| e.ts).collect();
+    assert_eq!(ts, [48, 46, 44]);
+    assert_eq!(r.streams[0].labels, r#"{app="a", env="prod"}"#);
+    let r = ing.select_logs("t", &select(r#"{app="a"} |= "secret""#, Direction::Forward, 10)).await.unwrap();
+    assert!(r.streams.is_empty(), "tenants are separate");
+    let names = ing
+        .label_names("t", &lode_model::api::LabelRequest { start: 0, end: 100, query: None })
+        .await
+        .unwrap();
+    assert_eq!(names, ["app", "env"]);
+}
+
+#[tokio::test]
+async fn chunks_cut_at_target_size_and_flush_to_store_with_index() {
+    let cfg = IngesterConfig {
+        chunk_block_size: ByteSize(4096),
+        chunk_target_size: ByteSize(2048),
+        ..IngesterConfig::default()
+    };
+    let (ing, store) = ingester(cfg);
+    let mut x: u64 = 7;
+    let lines: Vec<(i64, String)> = (0..2000)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (i, format!("level=info msg=\"request {x:x}\" n={i}"))
+        })
+        .collect();
+    let refs: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+    ing.push("t", vec![batch(r#"{app="a"}"#, &refs)]).await.unwrap();
+    let before = ing.select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 5000)).await.unwrap();
+    assert_eq!(before.streams[0].entries.len(), 2000);
+    ing.flush_all().await.unwrap();
+    let chunks = store.list("chunks/t/").await.unwrap();
+    assert!(chunks.len() > 1, "cut at target size: {chunks:?}");
+    let index = store.list("index/t/").await.unwrap();
+    assert_eq!(index.len(), 1);
+    let obj = lode_index::IndexObject::decode(&store.get(&index[0]).await.unwrap()).unwrap();
+    assert_eq!(obj.num_chunks(), chunks.len());
+    // Flushed data has left memory.
+    let after = ing.select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 5000)).await.unwrap();
+    assert!(after.streams.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn idle_chunks_flush_in_the_background() {
+    let cfg = IngesterConfig {
+        chunk_idle_period: lode_model::time::ConfigDuration::secs(60),
+        flush_check_period: lode_model::time::ConfigDuration::secs(10),
+        ..IngesterConfig::default()
+    };
+    let (ing, store) = ingester(cfg);
+    ing.push("t", vec![batch(r#"{app="a"}"#, &[(1, "x")])]).await.unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(ing.clone().run_flush_loop(rx));
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    assert!(store.list("chunks/").await.unwrap().is_empty(), "not idle yet");
+    tokio::time::sleep(std::time::Duration::from_secs(45)).await;
+    assert_eq!(store.list("chunks/").await.unwrap().len(), 1);
+    tx.send(true).unwrap();
+    task.await.unwrap();
+}

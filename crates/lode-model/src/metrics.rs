@@ -1,0 +1,32 @@
+//! Metrics that more than one role increments. Loki counts refused lines in one
+//! `loki_discarded_samples_total{reason,tenant}` whether the distributor or the ingester refused
+//! them; the node creates `Discards` once and hands it to both.
+
+use prometheus::{IntCounterVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct Discards {
+    samples: IntCounterVec,
+    bytes: IntCounterVec,
+}
+
+impl Discards {
+    pub fn new(registry: &Registry) -> Self {
+        let vec = |name: &str, help: &str| {
+            let c = IntCounterVec::new(Opts::new(name, help), &["reason", "tenant"]).expect("static metric definition");
+            // Registering twice on one registry (two roles built separately in a test) keeps
+            // the first; counting still works on this handle.
+            let _ = registry.register(Box::new(c.clone()));
+            c
+        };
+        Discards {
+            samples: vec("loki_discarded_samples_total", "Log lines refused, by reason."),
+            bytes: vec("loki_discarded_bytes_total", "Bytes of log lines refused, by reason."),
+        }
+    }
+
+    pub fn count(&self, reason: &str, tenant: &str, lines: usize, bytes: usize) {
+        self.samples.with_label_values(&[reason, tenant]).inc_by(lines as u64);
+        self.bytes.with_label_values(&[reason, tenant]).inc_by(bytes as u64);
+    }
+}
