@@ -1,1 +1,246 @@
-//! The querier role: evaluates LogQL over ingester memory and flushed chunks, merged and de-duplicated
+//! The querier: the query path's root. It checks a query against the limits, asks the ingesters
+//! for recent lines and the store (through the label index) for flushed ones, merges the answers
+//! per stream, drops the duplicates that replicas and re-flushes create, applies the limit across
+//! all streams in direction order, and returns Loki's result types with stats. The HTTP edge
+//! calls it through `QueryHandler`.
+
+mod store;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use lode_logql::LogQuery;
+use lode_model::api::{
+    LabelRequest, LogQuerier, LogSelect, QueryData, QueryHandler, QueryResponse, QueryStats, RangeQuery,
+};
+use lode_model::limits::LimitsConfig;
+use lode_model::time::{ConfigDuration, format_go_duration, now_nanos};
+use lode_model::{ApiError, Direction, Entry, ErrorCode, Stream};
+use lode_storage::ObjectStorage;
+pub use store::StoreReader;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuerierError {
+    #[error(transparent)]
+    Storage(#[from] lode_storage::StorageError),
+    #[error("index object {key} is corrupt: {source}")]
+    CorruptIndex {
+        key: String,
+        #[source]
+        source: lode_index::IndexError,
+    },
+    #[error("chunk {key} is corrupt: {reason}")]
+    CorruptChunk { key: String, reason: String },
+}
+
+impl From<QuerierError> for ApiError {
+    fn from(e: QuerierError) -> Self {
+        let code = match &e {
+            QuerierError::Storage(s) => s.code(),
+            _ => ErrorCode::Internal,
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
+/// `querier:` section of the config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerierConfig {
+    /// Ingesters are asked only for queries that reach this far back from now.
+    pub query_ingesters_within: ConfigDuration,
+    /// Chunks fetched from the store at once per query.
+    pub max_concurrent_chunk_fetches: usize,
+}
+
+impl Default for QuerierConfig {
+    fn default() -> Self {
+        QuerierConfig { query_ingesters_within: ConfigDuration::secs(3 * 3600), max_concurrent_chunk_fetches: 8 }
+    }
+}
+
+impl QuerierConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_concurrent_chunk_fetches == 0 {
+            return Err("querier.max_concurrent_chunk_fetches must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The querier role.
+pub struct Querier {
+    cfg: QuerierConfig,
+    limits: LimitsConfig,
+    ingesters: Vec<Arc<dyn LogQuerier>>,
+    store: StoreReader,
+}
+
+impl Querier {
+    pub fn new(cfg: QuerierConfig, limits: LimitsConfig, store: ObjectStorage, ingesters: Vec<Arc<dyn LogQuerier>>) -> Self {
+        let store = StoreReader::new(store, cfg.max_concurrent_chunk_fetches);
+        Querier { cfg, limits, ingesters, store }
+    }
+
+    fn parse(&self, query: &str) -> Result<LogQuery, ApiError> {
+        lode_logql::parse_log_query(query).map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+
+    fn ingesters_in_range(&self, end: i64) -> bool {
+        end > now_nanos().saturating_sub(self.cfg.query_ingesters_within.as_nanos_i64())
+    }
+
+    fn check_range(&self, start: i64, end: i64) -> Result<(), ApiError> {
+        let max = self.limits.max_query_length;
+        if !max.0.is_zero() && end.saturating_sub(start) > max.as_nanos_i64() {
+            let len = std::time::Duration::from_nanos(u64::try_from(end.saturating_sub(start)).unwrap_or(u64::MAX));
+            return Err(ApiError::bad_request(format!(
+                "the query time range exceeds the limit (query length: {}, limit: {})",
+                format_go_duration(len),
+                max
+            )));
+        }
+        Ok(())
+    }
+
+    async fn select_logs(&self, tenant: &str, req: &RangeQuery, q: &LogQuery) -> Result<(Vec<Stream>, QueryStats), ApiError> {
+        let select = LogSelect {
+            query: req.query.clone(),
+            start: req.start,
+            end: req.end,
+            direction: req.direction,
+            limit: req.limit,
+        };
+        let mut stats = QueryStats::default();
+        let mut parts: Vec<Stream> = Vec::new();
+        if self.ingesters_in_range(req.end) {
+            let answers = futures::future::join_all(self.ingesters.iter().map(|i| i.select_logs(tenant, &select))).await;
+            for a in answers {
+                let a = a?;
+                stats.merge(&a.stats);
+                parts.extend(a.streams);
+            }
+        }
+        let plan = self.store.plan(tenant, q, req.start, req.end).await?;
+        let (streams, s) = self.store.select(tenant, q, plan, req.start, req.end, req.direction, req.limit).await?;
+        stats.merge(&s);
+        parts.extend(streams);
+        Ok((merge_streams(parts, req.direction, req.limit, req.interval), stats))
+    }
+
+    async fn labels(&self, tenant: &str, name: Option<&str>, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
+        if req.end < req.start {
+            return Err(ApiError::bad_request("end timestamp must not be before or equal to start time"));
+        }
+        let q = req.query.as_deref().filter(|s| !s.trim().is_empty()).map(|s| self.parse(s)).transpose()?;
+        let mut out: BTreeSet<String> = BTreeSet::new();
+        if self.ingesters_in_range(req.end) {
+            let answers = futures::future::join_all(self.ingesters.iter().map(|i| async move {
+                match name {
+                    None => i.label_names(tenant, req).await,
+                    Some(n) => i.label_values(tenant, n, req).await,
+                }
+            }))
+            .await;
+            for a in answers {
+                out.extend(a?);
+            }
+        }
+        out.extend(self.store.label_values(tenant, name, q.as_ref(), req.start, req.end).await?);
+        Ok(out.into_iter().collect())
+    }
+}
+
+/// Merges per-source streams: same labels joined, duplicates dropped, then the `limit` best
+/// entries across all streams in direction order, and `interval` thinning (at most one entry per
+/// interval per stream, as Loki does).
+pub fn merge_streams(parts: Vec<Stream>, dir: Direction, limit: usize, interval: i64) -> Vec<Stream> {
+    let mut by_labels: HashMap<String, Vec<Entry>> = HashMap::new();
+    for s in parts {
+        by_labels.entry(s.labels).or_default().extend(s.entries);
+    }
+    let mut all: Vec<(Entry, usize)> = Vec::new();
+    let mut names: Vec<String> = Vec::with_capacity(by_labels.len());
+    for (labels, mut entries) in by_labels {
+        store::sort_dedup(&mut entries, dir);
+        if interval > 0 {
+            entries = thin(entries, dir, interval);
+        }
+        let id = names.len();
+        names.push(labels);
+        all.extend(entries.into_iter().map(|e| (e, id)));
+    }
+    match dir {
+        Direction::Forward => all.sort_by(|a, b| a.0.ts.cmp(&b.0.ts).then_with(|| a.1.cmp(&b.1))),
+        Direction::Backward => all.sort_by(|a, b| b.0.ts.cmp(&a.0.ts).then_with(|| a.1.cmp(&b.1))),
+    }
+    all.truncate(limit);
+    let mut grouped: Vec<Vec<Entry>> = vec![Vec::new(); names.len()];
+    for (e, id) in all {
+        grouped[id].push(e);
+    }
+    let mut out: Vec<Stream> = names
+        .into_iter()
+        .zip(grouped)
+        .filter(|(_, e)| !e.is_empty())
+        .map(|(labels, entries)| Stream { labels, entries })
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    out
+}
+
+fn thin(entries: Vec<Entry>, dir: Direction, interval: i64) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::new();
+    let mut next: Option<i64> = None;
+    for e in entries {
+        let keep = match (dir, next) {
+            (_, None) => true,
+            (Direction::Forward, Some(n)) => e.ts >= n,
+            (Direction::Backward, Some(n)) => e.ts <= n,
+        };
+        if keep {
+            next = Some(match dir {
+                Direction::Forward => e.ts.saturating_add(interval),
+                Direction::Backward => e.ts.saturating_sub(interval),
+            });
+            out.push(e);
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl QueryHandler for Querier {
+    async fn query_range(&self, tenant: &str, req: RangeQuery) -> Result<QueryResponse, ApiError> {
+        let started = Instant::now();
+        let q = self.parse(&req.query)?;
+        if req.limit > self.limits.max_entries_limit_per_query {
+            return Err(ApiError::bad_request(format!(
+                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({} > {})",
+                req.limit, self.limits.max_entries_limit_per_query
+            )));
+        }
+        self.check_range(req.start, req.end)?;
+        let (streams, stats) = self.select_logs(tenant, &req, &q).await?;
+        Ok(QueryResponse {
+            data: QueryData::Streams(streams),
+            stats,
+            exec_time: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    async fn label_names(&self, tenant: &str, req: LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.labels(tenant, None, &req).await
+    }
+
+    async fn label_values(&self, tenant: &str, name: &str, req: LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.labels(tenant, Some(name), &req).await
+    }
+}
+
+#[cfg(test)]
+mod tests;
