@@ -1,0 +1,68 @@
+//! `POST /loki/api/v1/push` and the legacy `POST /api/prom/push`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+
+use lode_model::{ApiError, ErrorCode};
+
+use crate::http::{HttpError, HttpResult, tenant};
+use crate::push_decode::decode_push;
+use crate::{Handlers, State};
+
+pub(crate) async fn push_v1(
+    axum::extract::State(h): State,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> HttpResult<StatusCode> {
+    push(&h, &headers, body, false).await
+}
+
+pub(crate) async fn push_legacy(
+    axum::extract::State(h): State,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> HttpResult<StatusCode> {
+    push(&h, &headers, body, true).await
+}
+
+async fn push(
+    h: &Handlers,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    legacy: bool,
+) -> HttpResult<StatusCode> {
+    let Some(handler) = &h.push else {
+        return Err(HttpError(ApiError::new(ErrorCode::NotFound, "this node does not run the distributor")));
+    };
+    let tenant = tenant(h, headers)?;
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            let size = headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or_else(|| "unknown".to_string(), |n| n.to_string());
+            HttpError(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!(
+                    "request body too large: message size too large than max ({size} vs {})",
+                    h.decode_limits.max_recv_bytes
+                ),
+            ))
+        } else {
+            HttpError(ApiError::bad_request(format!("cannot read request body: {e}")))
+        }
+    })?;
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let req = decode_push(
+        &body,
+        header_str(header::CONTENT_TYPE),
+        header_str(header::CONTENT_ENCODING),
+        legacy,
+        &h.decode_limits,
+    )
+    .map_err(|e| HttpError(e.into()))?;
+    handler.push(&tenant, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

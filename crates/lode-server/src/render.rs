@@ -1,0 +1,144 @@
+//! Loki's JSON response shapes: `streams` results with nanosecond string timestamps and the
+//! `stats` block Grafana reads, and the `{"status":"success","data":[...]}` lists.
+
+use std::collections::BTreeMap;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use lode_model::api::{QueryData, QueryResponse, QueryStats};
+use lode_model::{Labels, Stream};
+
+const CATEGORIZE_LABELS: &str = "categorize-labels";
+
+/// The flags of `X-Loki-Response-Encoding-Flags`, split on commas as Loki does (no trimming).
+pub(crate) fn encoding_flags(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("x-loki-response-encoding-flags")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter(|f| !f.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn json_response(body: Vec<u8>) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+    r
+}
+
+pub(crate) fn string_list(items: &[String]) -> Response {
+    json_response(serde_json::to_vec(&json!({"status": "success", "data": items})).unwrap_or_default())
+}
+
+#[derive(Serialize)]
+struct StreamJson<'a> {
+    stream: BTreeMap<&'a str, &'a str>,
+    values: Vec<Value>,
+}
+
+/// Without the categorize flag, Loki puts structured metadata into each entry's stream labels,
+/// so one stored stream may become several result streams.
+fn plain_streams(streams: &[Stream]) -> Vec<Value> {
+    let mut out: BTreeMap<Vec<(String, String)>, Vec<Value>> = BTreeMap::new();
+    for s in streams {
+        let base = stream_pairs(&s.labels);
+        for e in &s.entries {
+            let mut key = base.clone();
+            for (n, v) in &e.metadata {
+                match key.iter_mut().find(|(k, _)| k == n) {
+                    Some(slot) => slot.1 = v.clone(),
+                    None => key.push((n.clone(), v.clone())),
+                }
+            }
+            key.sort();
+            out.entry(key).or_default().push(json!([e.ts.to_string(), e.line]));
+        }
+    }
+    out.into_iter()
+        .map(|(labels, values)| {
+            let stream: serde_json::Map<String, Value> = labels.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            json!({"stream": stream, "values": values})
+        })
+        .collect()
+}
+
+/// With `categorize-labels`, streams keep only indexed labels and every entry gets a third
+/// element holding its structured metadata.
+fn categorized_streams(streams: &[Stream]) -> Vec<Value> {
+    streams
+        .iter()
+        .map(|s| {
+            let pairs = stream_pairs(&s.labels);
+            let stream: BTreeMap<&str, &str> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let values = s
+                .entries
+                .iter()
+                .map(|e| {
+                    let mut meta = serde_json::Map::new();
+                    if !e.metadata.is_empty() {
+                        let sm: serde_json::Map<String, Value> =
+                            e.metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+                        meta.insert("structuredMetadata".into(), Value::Object(sm));
+                    }
+                    json!([e.ts.to_string(), e.line, meta])
+                })
+                .collect();
+            serde_json::to_value(StreamJson { stream, values }).unwrap_or(Value::Null)
+        })
+        .collect()
+}
+
+fn stream_pairs(printed: &str) -> Vec<(String, String)> {
+    // Our own printed label sets always parse; fall back to no labels rather than failing a query.
+    Labels::parse(printed).map(Labels::into_pairs).unwrap_or_default()
+}
+
+pub(crate) fn stats_json(s: &QueryStats, exec_time: f64, returned: usize) -> Value {
+    let per_sec = |n: u64| if exec_time > 0.0 { (n as f64 / exec_time) as u64 } else { 0 };
+    json!({
+        "summary": {
+            "bytesProcessedPerSecond": per_sec(s.bytes_processed),
+            "linesProcessedPerSecond": per_sec(s.lines_processed),
+            "totalBytesProcessed": s.bytes_processed,
+            "totalLinesProcessed": s.lines_processed,
+            "execTime": exec_time,
+            "queueTime": 0,
+            "subqueries": 0,
+            "totalEntriesReturned": returned,
+            "splits": 0,
+            "shards": 0,
+            "totalPostFilterLines": s.post_filter_lines,
+            "totalStructuredMetadataBytesProcessed": s.structured_metadata_bytes,
+        },
+        "querier": {"store": {
+            "totalChunksRef": s.chunks_fetched,
+            "totalChunksDownloaded": s.chunks_fetched,
+            "chunk": {"compressedBytes": s.chunk_bytes_fetched, "headChunkBytes": 0},
+        }},
+        "ingester": {"store": {"chunk": {"headChunkBytes": s.head_chunk_bytes}}},
+    })
+}
+
+pub(crate) fn query_response(r: &QueryResponse, flags: Vec<String>) -> Response {
+    let categorize = flags.iter().any(|f| f == CATEGORIZE_LABELS);
+    let (result_type, result, returned) = match &r.data {
+        QueryData::Streams(streams) => {
+            let returned = streams.iter().map(|s| s.entries.len()).sum();
+            let result = if categorize { categorized_streams(streams) } else { plain_streams(streams) };
+            ("streams", result, returned)
+        }
+    };
+    let mut data = serde_json::Map::new();
+    data.insert("resultType".into(), Value::String(result_type.into()));
+    if categorize {
+        data.insert("encodingFlags".into(), json!(flags));
+    }
+    data.insert("result".into(), Value::Array(result));
+    data.insert("stats".into(), stats_json(&r.stats, r.exec_time, returned));
+    json_response(serde_json::to_vec(&json!({"status": "success", "data": data})).unwrap_or_default())
+}
