@@ -1,1 +1,116 @@
-//! Wires the roles into a running node from one config: the module list behind -target, startup and graceful shutdown
+//! Wires the roles into a running node. From one `Config` it builds the object store, the
+//! ingester, the distributor (with the ingester on its ring), the querier (reading that ingester
+//! and the store) and the HTTP edge, starts the background flush loop, and on shutdown stops
+//! taking requests, then flushes every in-memory chunk before returning. `cmd/lode` parses flags
+//! and calls `Node::start`; tests start nodes in-process the same way.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::{CommonConfig, Config};
+use lode_distributor::Distributor;
+use lode_ingester::Ingester;
+use lode_model::api::LogQuerier;
+use lode_model::metrics::Discards;
+use lode_querier::Querier;
+use lode_server::Handlers;
+use lode_storage::ObjectStorage;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("invalid config: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Storage(#[from] lode_storage::StorageError),
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error("final flush failed: {0}")]
+    Flush(#[from] lode_ingester::IngesterError),
+}
+
+/// A running node.
+pub struct Node {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<Result<(), std::io::Error>>,
+    flush_loop: JoinHandle<()>,
+    ingester: Arc<Ingester>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Node {
+    /// Validates `cfg`, builds every role and starts serving HTTP.
+    pub async fn start(mut cfg: Config) -> Result<Node, AppError> {
+        cfg.resolve();
+        cfg.validate()?;
+        let registry = Registry::new();
+        let discards = Discards::new(&registry);
+        let store = ObjectStorage::from_config(&cfg.storage_config, &registry)?;
+        let ingester = Ingester::new(&cfg.common.instance_id, cfg.ingester.clone(), store.clone(), &registry, discards.clone());
+        let distributor = Arc::new(Distributor::new(
+            cfg.limits_config.clone(),
+            cfg.common.replication_factor,
+            cfg.common.ring_tokens,
+            &registry,
+            discards,
+        ));
+        distributor.add_ingester(&cfg.common.instance_id, ingester.clone());
+        let ingesters: Vec<Arc<dyn LogQuerier>> = vec![ingester.clone()];
+        let querier = Arc::new(Querier::new(cfg.querier.clone(), cfg.limits_config.clone(), store.clone(), ingesters));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let handlers = Handlers {
+            push: Some(distributor),
+            query: Some(querier),
+            ingester: Some(ingester.clone()),
+            registry,
+            auth_enabled: cfg.auth_enabled,
+            decode_limits: cfg.server.decode_limits(),
+            stopping: stopping.clone(),
+        };
+        let addr = format!("{}:{}", cfg.server.http_listen_address, cfg.server.http_listen_port);
+        let listener = TcpListener::bind(&addr).await.map_err(|source| AppError::Listen { addr: addr.clone(), source })?;
+        let local = listener.local_addr()?;
+        let (tx, rx) = watch::channel(false);
+        let flush_loop = tokio::spawn(ingester.clone().run_flush_loop(rx.clone()));
+        let mut stop = rx;
+        let server = tokio::spawn(async move {
+            lode_server::serve(listener, handlers, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+        });
+        tracing::info!(addr = %local, store = %store.description(), instance = %cfg.common.instance_id, "lode is ready");
+        Ok(Node { addr: local, shutdown: tx, server, flush_loop, ingester, stopping })
+    }
+
+    /// The HTTP address actually bound (useful with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Graceful stop: `/ready` turns 503, the server finishes in-flight requests and stops
+    /// accepting, then every in-memory chunk is flushed to the store.
+    pub async fn shutdown(self) -> Result<(), AppError> {
+        self.stopping.store(true, Ordering::Relaxed);
+        let _ = self.shutdown.send(true);
+        let served = self.server.await.map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
+        let _ = self.flush_loop.await;
+        self.ingester.shutdown().await?;
+        served?;
+        Ok(())
+    }
+}

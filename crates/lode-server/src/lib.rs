@@ -44,10 +44,16 @@ pub fn router(h: Handlers) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(push::push_v1))
         .route("/api/prom/push", post(push::push_legacy))
-        .route("/loki/api/v1/query_range", get(query::query_range).post(query::query_range))
+        .route(
+            "/loki/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
         .route("/loki/api/v1/labels", get(query::labels).post(query::labels))
         .route("/loki/api/v1/label", get(query::labels).post(query::labels))
-        .route("/loki/api/v1/label/{name}/values", get(query::label_values).post(query::label_values))
+        .route(
+            "/loki/api/v1/label/{name}/values",
+            get(query::label_values).post(query::label_values),
+        )
         .route("/ready", get(ops::ready))
         .route("/flush", get(ops::flush).post(ops::flush))
         .route("/metrics", get(ops::metrics))
@@ -55,6 +61,15 @@ pub fn router(h: Handlers) -> Router {
         .fallback(ops::not_found)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
+}
+
+/// Serves the router on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    h: Handlers,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(h)).with_graceful_shutdown(shutdown).await
 }
 
 type State = axum::extract::State<Arc<Handlers>>;

@@ -35,7 +35,7 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FilesystemConfig {
-    /// Directory for objects; empty means `<common.path_prefix>/chunks`.
+    /// Directory for objects; empty means `<common.path_prefix>/store`.
     pub directory: String,
 }
 

@@ -1,0 +1,213 @@
+//! The whole configuration file. Keys mirror Loki's, sections are the roles' own config structs,
+//! unknown keys are refused with the key named, and everything has a default so Lode runs with
+//! no file at all.
+
+use serde::{Deserialize, Serialize};
+
+use lode_ingester::IngesterConfig;
+use lode_model::limits::LimitsConfig;
+use lode_querier::QuerierConfig;
+use lode_server::ServerConfig;
+use lode_storage::StorageConfig;
+
+use crate::AppError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Roles this node runs. Only `all` (the single binary) exists until the cluster lands.
+    pub target: String,
+    /// Require `X-Scope-OrgID` and keep tenants apart; off means every request is tenant `fake`.
+    pub auth_enabled: bool,
+    pub server: ServerConfig,
+    pub common: CommonConfig,
+    pub ingester: IngesterConfig,
+    pub querier: QuerierConfig,
+    pub limits_config: LimitsConfig,
+    pub storage_config: StorageConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            target: "all".to_string(),
+            auth_enabled: false,
+            server: ServerConfig::default(),
+            common: CommonConfig::default(),
+            ingester: IngesterConfig::default(),
+            querier: QuerierConfig::default(),
+            limits_config: LimitsConfig::default(),
+            storage_config: StorageConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommonConfig {
+    /// Directory for everything stored on local disk (the object store under `store/` by default).
+    pub path_prefix: String,
+    /// This node's name on the ring and in index object keys.
+    pub instance_id: String,
+    /// Copies of each stream; 1 in the single binary.
+    pub replication_factor: usize,
+    /// Virtual nodes each ingester owns on the ring.
+    pub ring_tokens: u32,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        CommonConfig {
+            path_prefix: "lode-data".to_string(),
+            instance_id: default_instance_id(),
+            replication_factor: 1,
+            ring_tokens: 128,
+        }
+    }
+}
+
+fn default_instance_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .unwrap_or_else(|| "lode".to_string())
+}
+
+impl Config {
+    /// Parses a YAML config file's text.
+    pub fn from_yaml(text: &str) -> Result<Config, AppError> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| AppError::Config(e.to_string()))
+    }
+
+    /// Fills values derived from others (the filesystem store under `path_prefix`).
+    pub fn resolve(&mut self) {
+        if self.storage_config.backend == "filesystem" && self.storage_config.filesystem.directory.is_empty() {
+            let dir = std::path::Path::new(&self.common.path_prefix).join("store");
+            self.storage_config.filesystem.directory = dir.to_string_lossy().into_owned();
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), AppError> {
+        let e = AppError::Config;
+        if self.target != "all" {
+            return Err(e(format!(
+                "target {:?} is not available yet: this build runs the single binary only (target: all)",
+                self.target
+            )));
+        }
+        if self.common.path_prefix.is_empty() {
+            return Err(e("common.path_prefix must not be empty".into()));
+        }
+        if self.common.instance_id.is_empty() || self.common.instance_id.contains('/') {
+            return Err(e(format!("common.instance_id {:?} must be non-empty and contain no '/'", self.common.instance_id)));
+        }
+        if self.common.replication_factor != 1 {
+            return Err(e(format!(
+                "common.replication_factor must be 1 for the single binary, got {}",
+                self.common.replication_factor
+            )));
+        }
+        if self.common.ring_tokens == 0 {
+            return Err(e("common.ring_tokens must be at least 1".into()));
+        }
+        self.server.validate().map_err(e)?;
+        self.ingester.validate().map_err(e)?;
+        self.querier.validate().map_err(e)?;
+        self.limits_config.validate().map_err(e)?;
+        self.storage_config.validate().map_err(|err| e(err.to_string()))?;
+        Ok(())
+    }
+
+    /// Applies a `-flag=value` command-line override. Returns false for an unknown flag.
+    pub fn apply_flag(&mut self, name: &str, value: &str) -> Result<bool, AppError> {
+        let bad = |what: &str| AppError::Config(format!("invalid value {value:?} for -{name}: {what}"));
+        let bool_value = || match value {
+            "" | "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(bad("expected true or false")),
+        };
+        match name {
+            "target" => self.target = value.to_string(),
+            "auth.enabled" => self.auth_enabled = bool_value()?,
+            "server.http-listen-address" => self.server.http_listen_address = value.to_string(),
+            "server.http-listen-port" => self.server.http_listen_port = value.parse().map_err(|_| bad("expected a port number"))?,
+            "server.grpc-listen-port" => self.server.grpc_listen_port = value.parse().map_err(|_| bad("expected a port number"))?,
+            "log.level" => self.server.log_level = value.to_string(),
+            "log.format" => self.server.log_format = value.to_string(),
+            "common.path-prefix" => self.common.path_prefix = value.to_string(),
+            "common.instance-id" => self.common.instance_id = value.to_string(),
+            "ingester.flush-check-period" => {
+                self.ingester.flush_check_period =
+                    lode_model::time::parse_duration(value).map(lode_model::time::ConfigDuration).map_err(|e| bad(&e))?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_file_means_defaults() {
+        let mut c = Config::from_yaml("").unwrap();
+        c.resolve();
+        c.validate().unwrap();
+        assert_eq!(c.server.http_listen_port, 3100);
+        assert_eq!(c.storage_config.filesystem.directory, "lode-data/store");
+        assert!(!c.limits_config.unordered_writes);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_yaml("server:\n  http_listen_prot: 3100\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `http_listen_prot`"), "{err}");
+        let err = Config::from_yaml("limits_config:\n  max_line_sise: 1KB\n").unwrap_err().to_string();
+        assert!(err.contains("max_line_sise"), "{err}");
+        let err = Config::from_yaml("nonsense: 1\n").unwrap_err().to_string();
+        assert!(err.contains("nonsense"), "{err}");
+    }
+
+    #[test]
+    fn loki_keys_and_units_parse() {
+        let c = Config::from_yaml(
+            "auth_enabled: true\nserver:\n  http_listen_port: 3200\ningester:\n  chunk_target_size: 1572864\n  max_chunk_age: 1h\n  chunk_idle_period: 30m\nlimits_config:\n  max_line_size: 128KB\n  reject_old_samples_max_age: 168h\n",
+        )
+        .unwrap();
+        assert!(c.auth_enabled);
+        assert_eq!(c.ingester.max_chunk_age.0.as_secs(), 3600);
+        assert_eq!(c.limits_config.max_line_size.0, 128 * 1024);
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let mut c = Config { target: "distributor".into(), ..Config::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("\"distributor\""));
+        c.target = "all".into();
+        c.limits_config.unordered_writes = true;
+        assert!(c.validate().unwrap_err().to_string().contains("unordered_writes"));
+    }
+
+    #[test]
+    fn flags_override() {
+        let mut c = Config::default();
+        assert!(c.apply_flag("server.http-listen-port", "0").unwrap());
+        assert_eq!(c.server.http_listen_port, 0);
+        assert!(!c.apply_flag("no.such", "x").unwrap());
+        assert!(c.apply_flag("server.http-listen-port", "http").is_err());
+    }
+
+    #[test]
+    fn example_config_in_docs_parses_and_validates() {
+        let text = include_str!("../../../docs/lode.example.yaml");
+        let mut c = Config::from_yaml(text).unwrap();
+        c.resolve();
+        c.validate().unwrap();
+    }
+}
