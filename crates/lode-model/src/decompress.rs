@@ -21,6 +21,14 @@ pub fn snappy(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
             max: max as u64,
         });
     }
+    // No snappy op expands more than 64 bytes from 3 (a 2-byte-offset copy), so a declared
+    // length above ~22x the input is a lie; refuse it before allocating.
+    if n > data.len().saturating_mul(22).saturating_add(64) {
+        return Err(DecompressError::Corrupt(format!(
+            "snappy: corrupt input: declared length {n} is impossible for {} compressed bytes",
+            data.len()
+        )));
+    }
     let mut out = vec![0u8; n];
     let written = snap::raw::Decoder::new()
         .decompress(data, &mut out)
@@ -80,6 +88,12 @@ mod tests {
         // Declares 2,849,514,666 bytes (found by fuzzing, see rust-stack.md).
         let bomb = [170u8, 201, 224, 206, 10];
         assert!(matches!(snappy(&bomb, 1 << 20), Err(DecompressError::TooLarge { .. })));
+        // Under a generous cap it is still refused, as impossible, without allocating 2.8 GB.
+        assert!(matches!(snappy(&bomb, usize::MAX), Err(DecompressError::Corrupt(m)) if m.contains("impossible")));
+        // The densest real input (long runs) stays accepted.
+        let zeros = vec![0u8; 1 << 20];
+        let c = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        assert_eq!(snappy(&c, 1 << 20).unwrap(), zeros);
     }
 
     #[test]
