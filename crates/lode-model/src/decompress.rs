@@ -14,7 +14,7 @@ pub enum DecompressError {
 /// Snappy block format (what Promtail, Alloy and Vector send). The declared length is checked
 /// against `max` before anything is allocated.
 pub fn snappy(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
-    let n = snap::raw::decompress_len(data).map_err(|e| DecompressError::Corrupt(format!("snappy: {e}")))?;
+    let n = snap::raw::decompress_len(data).map_err(|e| DecompressError::Corrupt(e.to_string()))?;
     if n > max {
         return Err(DecompressError::TooLarge {
             size: n as u64,
@@ -32,7 +32,7 @@ pub fn snappy(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
     let mut out = vec![0u8; n];
     let written = snap::raw::Decoder::new()
         .decompress(data, &mut out)
-        .map_err(|e| DecompressError::Corrupt(format!("snappy: {e}")))?;
+        .map_err(|e| DecompressError::Corrupt(e.to_string()))?;
     out.truncate(written);
     Ok(out)
 }
@@ -66,7 +66,7 @@ pub fn zstd(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
 fn read_capped(r: impl Read, max: usize, what: &str) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::new();
     let read = r
-        .take(max as u64 + 1)
+        .take((max as u64).saturating_add(1))
         .read_to_end(&mut out)
         .map_err(|e| DecompressError::Corrupt(format!("{what}: {e}")))?;
     if read > max {

@@ -39,13 +39,21 @@ impl Default for ServerConfig {
 impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !["debug", "info", "warn", "error"].contains(&self.log_level.as_str()) {
-            return Err(format!("server.log_level: unknown level {:?}, expected debug, info, warn or error", self.log_level));
+            return Err(format!(
+                "server.log_level: unknown level {:?}, expected debug, info, warn or error",
+                self.log_level
+            ));
         }
         if !["logfmt", "json"].contains(&self.log_format.as_str()) {
-            return Err(format!("server.log_format: unknown format {:?}, expected logfmt or json", self.log_format));
+            return Err(format!(
+                "server.log_format: unknown format {:?}, expected logfmt or json",
+                self.log_format
+            ));
         }
         if self.max_recv_msg_size.0 == 0 || self.max_decompressed_size.0 < self.max_recv_msg_size.0 {
-            return Err("server.max_decompressed_size must be at least server.max_recv_msg_size, which must be positive".into());
+            return Err(
+                "server.max_decompressed_size must be at least server.max_recv_msg_size, which must be positive".into(),
+            );
         }
         Ok(())
     }

@@ -25,8 +25,12 @@ impl IntoResponse for HttpError {
             tracing::warn!(status = status.as_u16(), error = %self.0.message, "request failed");
         }
         let mut r = (status, format!("{}\n", self.0.message)).into_response();
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-        r.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r.headers_mut()
+            .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
         r
     }
 }
@@ -46,7 +50,10 @@ pub(crate) fn tenant(h: &Handlers, headers: &HeaderMap) -> HttpResult<String> {
     let Some(v) = headers.get("x-scope-orgid") else {
         return Err(HttpError(ApiError::new(ErrorCode::Unauthorized, "no org id")));
     };
-    let id = v.to_str().map_err(|_| bad_request("tenant ID contains unsupported characters"))?.trim();
+    let id = v
+        .to_str()
+        .map_err(|_| bad_request("tenant ID contains unsupported characters"))?
+        .trim();
     if id.is_empty() {
         return Err(HttpError(ApiError::new(ErrorCode::Unauthorized, "no org id")));
     }
@@ -79,8 +86,9 @@ pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
     pub fn parse(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Self {
-        let mut v: Vec<(String, String)> =
-            form_urlencoded::parse(query.unwrap_or("").as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let mut v: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         let is_form = headers
             .get(header::CONTENT_TYPE)
             .and_then(|c| c.to_str().ok())
@@ -93,6 +101,9 @@ impl Params {
 
     /// The first non-empty value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
     }
 }

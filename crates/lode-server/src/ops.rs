@@ -16,7 +16,11 @@ pub(crate) async fn ready(axum::extract::State(h): State) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "Application is stopping\n").into_response();
     }
     if let Some(reason) = h.ingester.as_ref().and_then(|i| i.not_ready_reason()) {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("Ingester not ready: {reason}\n")).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Ingester not ready: {reason}\n"),
+        )
+            .into_response();
     }
     (StatusCode::OK, "ready\n").into_response()
 }
@@ -24,7 +28,10 @@ pub(crate) async fn ready(axum::extract::State(h): State) -> Response {
 /// Cuts and flushes every in-memory chunk, then answers 204 (Loki's `/flush`).
 pub(crate) async fn flush(axum::extract::State(h): State) -> HttpResult<StatusCode> {
     let Some(ing) = &h.ingester else {
-        return Err(HttpError(ApiError::new(ErrorCode::NotFound, "this node does not run the ingester")));
+        return Err(HttpError(ApiError::new(
+            ErrorCode::NotFound,
+            "this node does not run the ingester",
+        )));
     };
     ing.flush_all().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -52,5 +59,10 @@ pub(crate) async fn buildinfo() -> Response {
 }
 
 pub(crate) async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "404 page not found\n").into_response()
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
 }

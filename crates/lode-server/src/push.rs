@@ -33,7 +33,10 @@ async fn push(
     legacy: bool,
 ) -> HttpResult<StatusCode> {
     let Some(handler) = &h.push else {
-        return Err(HttpError(ApiError::new(ErrorCode::NotFound, "this node does not run the distributor")));
+        return Err(HttpError(ApiError::new(
+            ErrorCode::NotFound,
+            "this node does not run the distributor",
+        )));
     };
     let tenant = tenant(h, headers)?;
     let body = body.map_err(|e| {

@@ -60,10 +60,15 @@ fn parse_step(s: &str) -> Result<i64, String> {
 }
 
 fn range_query(p: &Params) -> HttpResult<RangeQuery> {
-    let query = p.get("query").ok_or_else(|| bad_request("query parameter is required"))?.to_string();
+    let query = p
+        .get("query")
+        .ok_or_else(|| bad_request("query parameter is required"))?
+        .to_string();
     let limit = match p.get("limit") {
         Some(s) => {
-            let n: i64 = s.parse().map_err(|_| bad_request(format!("cannot parse limit {s:?}: not an integer")))?;
+            let n: i64 = s
+                .parse()
+                .map_err(|_| bad_request(format!("cannot parse limit {s:?}: not an integer")))?;
             if n <= 0 {
                 return Err(bad_request("limit must be a positive value"));
             }
@@ -97,7 +102,15 @@ fn range_query(p: &Params) -> HttpResult<RangeQuery> {
     if interval < 0 {
         return Err(bad_request("interval must be >= 0"));
     }
-    Ok(RangeQuery { query, start, end, limit, direction, step, interval })
+    Ok(RangeQuery {
+        query,
+        start,
+        end,
+        limit,
+        direction,
+        step,
+        interval,
+    })
 }
 
 pub(crate) async fn query_range(
@@ -116,7 +129,11 @@ pub(crate) async fn query_range(
 
 fn label_request(p: &Params) -> HttpResult<LabelRequest> {
     let (start, end) = bounds(p)?;
-    Ok(LabelRequest { start, end, query: p.get("query").map(str::to_string) })
+    Ok(LabelRequest {
+        start,
+        end,
+        query: p.get("query").map(str::to_string),
+    })
 }
 
 pub(crate) async fn labels(
@@ -156,15 +173,35 @@ mod tests {
 
     #[test]
     fn range_params_follow_loki() {
-        let r = range_query(&params("query=%7Ba%3D%22b%22%7D&start=1700000000&end=1700003600&limit=5&direction=FORWARD")).unwrap();
-        assert_eq!((r.start, r.end, r.limit, r.direction), (1_700_000_000 * NANOS_PER_SEC, 1_700_003_600 * NANOS_PER_SEC, 5, Direction::Forward));
+        let r = range_query(&params(
+            "query=%7Ba%3D%22b%22%7D&start=1700000000&end=1700003600&limit=5&direction=FORWARD",
+        ))
+        .unwrap();
+        assert_eq!(
+            (r.start, r.end, r.limit, r.direction),
+            (
+                1_700_000_000 * NANOS_PER_SEC,
+                1_700_003_600 * NANOS_PER_SEC,
+                5,
+                Direction::Forward
+            )
+        );
         assert_eq!(r.step, 14 * NANOS_PER_SEC, "floor(3600/250) s");
         let err = |q: &str| range_query(&params(q)).err().map(|e| e.0.message).unwrap_or_default();
         assert_eq!(err("query=x&limit=0"), "limit must be a positive value");
         assert_eq!(err("query=x&direction=up"), "invalid direction 'up'");
-        assert_eq!(err("query=x&start=20&end=10"), "end timestamp must not be before or equal to start time");
-        assert_eq!(err("query=x&step=0"), "zero or negative query resolution step widths are not accepted. Try a positive integer");
-        assert_eq!(err("query=x&start=0&end=100000&step=1"), "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter");
+        assert_eq!(
+            err("query=x&start=20&end=10"),
+            "end timestamp must not be before or equal to start time"
+        );
+        assert_eq!(
+            err("query=x&step=0"),
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+        );
+        assert_eq!(
+            err("query=x&start=0&end=100000&step=1"),
+            "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter"
+        );
         assert_eq!(err("query=x&interval=-1"), "interval must be >= 0");
         assert!(err("query=x&start=yesterday").contains("yesterday"));
         assert_eq!(err("limit=5"), "query parameter is required");

@@ -27,7 +27,10 @@ pub(crate) fn encoding_flags(headers: &HeaderMap) -> Vec<String> {
 
 fn json_response(body: Vec<u8>) -> Response {
     let mut r = body.into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=UTF-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
     r
 }
 
@@ -61,7 +64,8 @@ fn plain_streams(streams: &[Stream]) -> Vec<Value> {
     }
     out.into_iter()
         .map(|(labels, values)| {
-            let stream: serde_json::Map<String, Value> = labels.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let stream: serde_json::Map<String, Value> =
+                labels.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             json!({"stream": stream, "values": values})
         })
         .collect()
@@ -81,8 +85,11 @@ fn categorized_streams(streams: &[Stream]) -> Vec<Value> {
                 .map(|e| {
                     let mut meta = serde_json::Map::new();
                     if !e.metadata.is_empty() {
-                        let sm: serde_json::Map<String, Value> =
-                            e.metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+                        let sm: serde_json::Map<String, Value> = e
+                            .metadata
+                            .iter()
+                            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                            .collect();
                         meta.insert("structuredMetadata".into(), Value::Object(sm));
                     }
                     json!([e.ts.to_string(), e.line, meta])
@@ -99,7 +106,13 @@ fn stream_pairs(printed: &str) -> Vec<(String, String)> {
 }
 
 pub(crate) fn stats_json(s: &QueryStats, exec_time: f64, returned: usize) -> Value {
-    let per_sec = |n: u64| if exec_time > 0.0 { (n as f64 / exec_time) as u64 } else { 0 };
+    let per_sec = |n: u64| {
+        if exec_time > 0.0 {
+            (n as f64 / exec_time) as u64
+        } else {
+            0
+        }
+    };
     json!({
         "summary": {
             "bytesProcessedPerSecond": per_sec(s.bytes_processed),
@@ -129,7 +142,11 @@ pub(crate) fn query_response(r: &QueryResponse, flags: Vec<String>) -> Response 
     let (result_type, result, returned) = match &r.data {
         QueryData::Streams(streams) => {
             let returned = streams.iter().map(|s| s.entries.len()).sum();
-            let result = if categorize { categorized_streams(streams) } else { plain_streams(streams) };
+            let result = if categorize {
+                categorized_streams(streams)
+            } else {
+                plain_streams(streams)
+            };
             ("streams", result, returned)
         }
     };

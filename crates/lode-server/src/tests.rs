@@ -34,7 +34,10 @@ fn app(auth: bool) -> (Router, Arc<Recorder>) {
         ingester: None,
         registry: Registry::new(),
         auth_enabled: auth,
-        decode_limits: DecodeLimits { max_recv_bytes: 1024, max_decompressed_bytes: 4096 },
+        decode_limits: DecodeLimits {
+            max_recv_bytes: 1024,
+            max_decompressed_bytes: 4096,
+        },
         stopping: Arc::new(AtomicBool::new(false)),
     };
     (router(h), rec)
@@ -60,33 +63,60 @@ const BODY: &str = r#"{"streams":[{"stream":{"a":"b"},"values":[["1","x"]]}]}"#;
 #[tokio::test]
 async fn tenant_rules() {
     let (open, rec) = app(false);
-    assert_eq!(send(&open, push_req(Some("ignored"), BODY)).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&open, push_req(Some("ignored"), BODY)).await.0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(rec.0.lock().unwrap()[0].0, "fake");
 
     let (auth, rec) = app(true);
-    assert_eq!(send(&auth, push_req(None, BODY)).await, (StatusCode::UNAUTHORIZED, "no org id\n".into()));
+    assert_eq!(
+        send(&auth, push_req(None, BODY)).await,
+        (StatusCode::UNAUTHORIZED, "no org id\n".into())
+    );
     assert_eq!(
         send(&auth, push_req(Some("a/b"), BODY)).await,
-        (StatusCode::BAD_REQUEST, "tenant ID 'a/b' contains unsupported character '/'\n".into())
+        (
+            StatusCode::BAD_REQUEST,
+            "tenant ID 'a/b' contains unsupported character '/'\n".into()
+        )
     );
-    assert_eq!(send(&auth, push_req(Some("team-1"), BODY)).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        send(&auth, push_req(Some("team-1"), BODY)).await.0,
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(rec.0.lock().unwrap()[0].0, "team-1");
 }
 
 #[tokio::test]
 async fn body_over_the_cap_is_413() {
     let (app, _) = app(false);
-    let big = format!(r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["1","{}"]]}}]}}"#, "x".repeat(2000));
+    let big = format!(
+        r#"{{"streams":[{{"stream":{{"a":"b"}},"values":[["1","{}"]]}}]}}"#,
+        "x".repeat(2000)
+    );
     let (status, body) = send(&app, push_req(None, &big)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(body.starts_with("request body too large: message size too large than max ("), "{body}");
+    assert!(
+        body.starts_with("request body too large: message size too large than max ("),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_paths_and_missing_roles_are_404() {
     let (app, _) = app(false);
-    assert_eq!(send(&app, Request::get("/nope").body(Body::empty()).unwrap()).await.0, StatusCode::NOT_FOUND);
-    let (s, _) = send(&app, Request::get("/loki/api/v1/query_range?query=x").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        send(&app, Request::get("/nope").body(Body::empty()).unwrap()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, _) = send(
+        &app,
+        Request::get("/loki/api/v1/query_range?query=x")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, body) = send(&app, Request::get("/ready").body(Body::empty()).unwrap()).await;
     assert_eq!((s, body.as_str()), (StatusCode::OK, "ready\n"));
