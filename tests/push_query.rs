@@ -1,6 +1,8 @@
 //! End-to-end tests of the single binary: the real `lode` process on loopback with a temp data
 //! directory. Every push format in, `query_range` out, before and after `/flush` and a restart;
 //! ordered-write refusals; every bad input class; a corrupted chunk; labels; operations.
+// Test helpers outside `#[test]` functions may unwrap too: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 use std::io::Write;
 
@@ -10,7 +12,10 @@ use serde_json::{Value, json};
 const BIN: &str = env!("CARGO_BIN_EXE_lode");
 
 fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
 }
 
 async fn start(data: &DataDir) -> LodeProcess {
@@ -93,7 +98,13 @@ async fn query(p: &LodeProcess, q: &str, dir: &str, t0: i64) -> Vec<(Value, Vec<
     let start = (t0 - 1_000_000_000).to_string();
     let end = (t0 + 60_000_000_000).to_string();
     let v = p
-        .query_range(&[("query", q), ("direction", dir), ("start", &start), ("end", &end), ("limit", "1000")])
+        .query_range(&[
+            ("query", q),
+            ("direction", dir),
+            ("start", &start),
+            ("end", &end),
+            ("limit", "1000"),
+        ])
         .await
         .unwrap();
     assert_eq!(v["status"], "success");
@@ -103,24 +114,71 @@ async fn query(p: &LodeProcess, q: &str, dir: &str, t0: i64) -> Vec<(Value, Vec<
 }
 
 fn entries(t0: i64, lines: &[(i64, &str)]) -> Vec<(String, String)> {
-    lines.iter().map(|(dt, l)| ((t0 + dt).to_string(), l.to_string())).collect()
+    lines
+        .iter()
+        .map(|(dt, l)| ((t0 + dt).to_string(), l.to_string()))
+        .collect()
 }
 
 /// Pushes one stream in each format and checks what every query returns.
 async fn push_all_formats(p: &LodeProcess, t0: i64) {
     let ts = |d: i64| (t0 + d).to_string();
     let ok = |r: (u16, String)| assert_eq!(r.0, 204, "{}", r.1);
-    ok(p.post("/loki/api/v1/push", &[JSON], v1(json!({"job": "json", "env": "prod"}), json!([[ts(0), "j0"], [ts(1), "j1", {"trace_id": "abc"}]]))).await.unwrap());
-    ok(p.post("/loki/api/v1/push", &[JSON, ("content-encoding", "gzip")], gzip(&v1(json!({"job": "gzip"}), json!([[ts(0), "g0"], [ts(5), "g5"]])))).await.unwrap());
-    ok(p.post("/loki/api/v1/push", &[("content-type", "application/json; charset=utf-8"), ("content-encoding", "deflate")], deflate_raw(&v1(json!({"job": "deflate"}), json!([[ts(2), "d2"]])))).await.unwrap());
-    let pb = wire::push_request(&[(r#"{job="proto", level="info"}"#, vec![(t0, "p0", vec![]), (t0 + 7, "p7", vec![("user", "u1")])])]);
-    ok(p.post("/loki/api/v1/push", &[("content-type", "application/x-protobuf")], snappy(&pb)).await.unwrap());
+    ok(p.post(
+        "/loki/api/v1/push",
+        &[JSON],
+        v1(
+            json!({"job": "json", "env": "prod"}),
+            json!([[ts(0), "j0"], [ts(1), "j1", {"trace_id": "abc"}]]),
+        ),
+    )
+    .await
+    .unwrap());
+    ok(p.post(
+        "/loki/api/v1/push",
+        &[JSON, ("content-encoding", "gzip")],
+        gzip(&v1(json!({"job": "gzip"}), json!([[ts(0), "g0"], [ts(5), "g5"]]))),
+    )
+    .await
+    .unwrap());
+    ok(p.post(
+        "/loki/api/v1/push",
+        &[
+            ("content-type", "application/json; charset=utf-8"),
+            ("content-encoding", "deflate"),
+        ],
+        deflate_raw(&v1(json!({"job": "deflate"}), json!([[ts(2), "d2"]]))),
+    )
+    .await
+    .unwrap());
+    let pb = wire::push_request(&[(
+        r#"{job="proto", level="info"}"#,
+        vec![(t0, "p0", vec![]), (t0 + 7, "p7", vec![("user", "u1")])],
+    )]);
+    ok(p.post(
+        "/loki/api/v1/push",
+        &[("content-type", "application/x-protobuf")],
+        snappy(&pb),
+    )
+    .await
+    .unwrap());
     // Vector sends `Content-Encoding: snappy` with snappy protobuf: a no-op.
     let pb2 = wire::push_request(&[(r#"{job="proto", level="info"}"#, vec![(t0 + 9, "p9", vec![])])]);
-    ok(p.post("/loki/api/v1/push", &[("content-type", "application/x-protobuf"), ("content-encoding", "snappy")], snappy(&pb2)).await.unwrap());
+    ok(p.post(
+        "/loki/api/v1/push",
+        &[
+            ("content-type", "application/x-protobuf"),
+            ("content-encoding", "snappy"),
+        ],
+        snappy(&pb2),
+    )
+    .await
+    .unwrap());
     let rfc = chrono_like_rfc3339(t0 + 3);
     let legacy = json!({"streams": [{"labels": "{job=\"legacy\"}", "entries": [{"ts": rfc, "line": "l3"}]}]});
-    ok(p.post("/api/prom/push", &[JSON], serde_json::to_vec(&legacy).unwrap()).await.unwrap());
+    ok(p.post("/api/prom/push", &[JSON], serde_json::to_vec(&legacy).unwrap())
+        .await
+        .unwrap());
 }
 
 /// RFC3339Nano for a Unix-ns time, without a date library: days from the civil calendar.
@@ -139,36 +197,67 @@ fn chrono_like_rfc3339(ns: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", sod / 3600, (sod / 60) % 60, sod % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
 }
 
 async fn check_all_formats(p: &LodeProcess, t0: i64) {
     // Structured metadata joins the stream labels without the categorize flag, as in Loki.
     let mut want = vec![
         (json!({"job": "json", "env": "prod"}), entries(t0, &[(0, "j0")])),
-        (json!({"job": "json", "env": "prod", "trace_id": "abc"}), entries(t0, &[(1, "j1")])),
+        (
+            json!({"job": "json", "env": "prod", "trace_id": "abc"}),
+            entries(t0, &[(1, "j1")]),
+        ),
     ];
     want.sort_by_key(|(s, _)| s.to_string());
     assert_eq!(query(p, r#"{job="json"}"#, "forward", t0).await, want);
-    assert_eq!(query(p, r#"{job="gzip"}"#, "backward", t0).await, vec![(json!({"job": "gzip"}), entries(t0, &[(5, "g5"), (0, "g0")]))]);
-    assert_eq!(query(p, r#"{job="deflate"}"#, "forward", t0).await, vec![(json!({"job": "deflate"}), entries(t0, &[(2, "d2")]))]);
+    assert_eq!(
+        query(p, r#"{job="gzip"}"#, "backward", t0).await,
+        vec![(json!({"job": "gzip"}), entries(t0, &[(5, "g5"), (0, "g0")]))]
+    );
+    assert_eq!(
+        query(p, r#"{job="deflate"}"#, "forward", t0).await,
+        vec![(json!({"job": "deflate"}), entries(t0, &[(2, "d2")]))]
+    );
     assert_eq!(
         query(p, r#"{job="proto"} != "p7""#, "backward", t0).await,
-        vec![(json!({"job": "proto", "level": "info"}), entries(t0, &[(9, "p9"), (0, "p0")]))]
+        vec![(
+            json!({"job": "proto", "level": "info"}),
+            entries(t0, &[(9, "p9"), (0, "p0")])
+        )]
     );
     assert_eq!(
         query(p, r#"{level="info"} |= "p7""#, "forward", t0).await,
-        vec![(json!({"job": "proto", "level": "info", "user": "u1"}), entries(t0, &[(7, "p7")]))]
+        vec![(
+            json!({"job": "proto", "level": "info", "user": "u1"}),
+            entries(t0, &[(7, "p7")])
+        )]
     );
-    assert_eq!(query(p, r#"{job="legacy"}"#, "forward", t0).await, vec![(json!({"job": "legacy"}), entries(t0, &[(3, "l3")]))]);
+    assert_eq!(
+        query(p, r#"{job="legacy"}"#, "forward", t0).await,
+        vec![(json!({"job": "legacy"}), entries(t0, &[(3, "l3")]))]
+    );
     // Regex selectors are anchored; a limit applies across streams, newest first.
     let all = query(p, r#"{job=~"json|gzip|proto"}"#, "backward", t0).await;
     assert_eq!(all.iter().map(|(_, e)| e.len()).sum::<usize>(), 7);
     let v = p
-        .query_range(&[("query", r#"{job=~".+"}"#), ("limit", "2"), ("start", &(t0 - 1).to_string()), ("end", &(t0 + 100).to_string())])
+        .query_range(&[
+            ("query", r#"{job=~".+"}"#),
+            ("limit", "2"),
+            ("start", &(t0 - 1).to_string()),
+            ("end", &(t0 + 100).to_string()),
+        ])
         .await
         .unwrap();
-    let got: Vec<String> = streams(&v).into_iter().flat_map(|(_, e)| e.into_iter().map(|(t, _)| t)).collect();
+    let got: Vec<String> = streams(&v)
+        .into_iter()
+        .flat_map(|(_, e)| e.into_iter().map(|(t, _)| t))
+        .collect();
     let mut got = got;
     got.sort();
     assert_eq!(got, [(t0 + 7).to_string(), (t0 + 9).to_string()]);
@@ -183,7 +272,10 @@ async fn every_push_format_reads_back_exactly_before_and_after_flush_and_restart
     check_all_formats(&p, t0).await;
     // Flushed: now read from chunks through the index.
     assert_eq!(p.post("/flush", &[], vec![]).await.unwrap().0, 204);
-    assert!(std::fs::read_dir(p.store_dir().join("chunks/fake")).unwrap().count() >= 5, "one directory per stream");
+    assert!(
+        std::fs::read_dir(p.store_dir().join("chunks/fake")).unwrap().count() >= 5,
+        "one directory per stream"
+    );
     check_all_formats(&p, t0).await;
     p.stop().unwrap();
     let p = start(&data).await;
@@ -215,11 +307,24 @@ async fn fixed_protobuf_bytes_decode() {
     let data = DataDir::new().unwrap();
     let cfg = data.path().join("lode.yaml");
     std::fs::write(&cfg, "limits_config:\n  reject_old_samples: false\n").unwrap();
-    let p = LodeProcess::start(BIN, &data, &[&format!("-config.file={}", cfg.display())]).await.unwrap();
-    let r = p.post("/loki/api/v1/push", &[("content-type", "application/x-protobuf")], BODY.to_vec()).await.unwrap();
+    let p = LodeProcess::start(BIN, &data, &[&format!("-config.file={}", cfg.display())])
+        .await
+        .unwrap();
+    let r = p
+        .post(
+            "/loki/api/v1/push",
+            &[("content-type", "application/x-protobuf")],
+            BODY.to_vec(),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.0, 204, "{}", r.1);
     let v = p
-        .query_range(&[("query", r#"{job="fixed"}"#), ("start", "1699999999"), ("end", "1700000001")])
+        .query_range(&[
+            ("query", r#"{job="fixed"}"#),
+            ("start", "1699999999"),
+            ("end", "1700000001"),
+        ])
         .await
         .unwrap();
     assert_eq!(
@@ -229,7 +334,11 @@ async fn fixed_protobuf_bytes_decode() {
     let (_, body) = p
         .get(
             "/loki/api/v1/query_range",
-            &[("query", r#"{job="fixed"}"#), ("start", "1699999999"), ("end", "1700000001")],
+            &[
+                ("query", r#"{job="fixed"}"#),
+                ("start", "1699999999"),
+                ("end", "1700000001"),
+            ],
             &[("X-Loki-Response-Encoding-Flags", "categorize-labels")],
         )
         .await
@@ -247,16 +356,39 @@ async fn out_of_order_lines_are_refused_and_the_rest_kept() {
     let p = start(&data).await;
     let t0 = now_ns() - 10_000_000_000;
     let ts = |d: i64| (t0 + d).to_string();
-    let r = p.post("/loki/api/v1/push", &[JSON], v1(json!({"app": "a"}), json!([[ts(10), "ten"], [ts(20), "twenty"]]))).await.unwrap();
+    let r = p
+        .post(
+            "/loki/api/v1/push",
+            &[JSON],
+            v1(json!({"app": "a"}), json!([[ts(10), "ten"], [ts(20), "twenty"]])),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.0, 204);
-    let body = v1(json!({"app": "a"}), json!([[ts(15), "late"], [ts(20), "twenty"], [ts(20), "twenty again"], [ts(30), "thirty"]]));
+    let body = v1(
+        json!({"app": "a"}),
+        json!([
+            [ts(15), "late"],
+            [ts(20), "twenty"],
+            [ts(20), "twenty again"],
+            [ts(30), "thirty"]
+        ]),
+    );
     let (status, msg) = p.post("/loki/api/v1/push", &[JSON], body).await.unwrap();
     assert_eq!(status, 400);
     assert!(msg.starts_with("entry with timestamp "), "{msg}");
-    assert!(msg.contains("ignored, reason: 'entry out of order',\nuser 'fake', total ignored: 1 out of 4 for stream: {app=\"a\"}"), "{msg}");
+    assert!(
+        msg.contains(
+            "ignored, reason: 'entry out of order',\nuser 'fake', total ignored: 1 out of 4 for stream: {app=\"a\"}"
+        ),
+        "{msg}"
+    );
     assert_eq!(
         query(&p, r#"{app="a"}"#, "forward", t0).await,
-        vec![(json!({"app": "a"}), entries(t0, &[(10, "ten"), (20, "twenty"), (20, "twenty again"), (30, "thirty")]))]
+        vec![(
+            json!({"app": "a"}),
+            entries(t0, &[(10, "ten"), (20, "twenty"), (20, "twenty again"), (30, "thirty")])
+        )]
     );
 }
 
@@ -271,10 +403,36 @@ async fn bad_input_is_a_clear_4xx_and_valid_streams_survive() {
     let req = |bad: Value, n: i64| serde_json::to_vec(&json!({"streams": [good(n), bad]})).unwrap();
     let future = (now_ns() + 3_600_000_000_000).to_string();
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("invalid label name", req(json!({"stream": {"k8s.pod": "x"}, "values": [[ts(0), "x"]]}), 1), 400, "error parsing labels '{k8s.pod=\"x\"}' with error:"),
-        ("empty label set", req(json!({"stream": {}, "values": [[ts(0), "x"]]}), 2), 400, "error at least one label pair is required per stream"),
-        ("line too long", req(json!({"stream": {"job": "big"}, "values": [[ts(0), "x".repeat(300_000)]]}), 3), 400, "max entry size '262144' bytes exceeded for stream '{job=\"big\"}' while adding an entry with length '300000' bytes"),
-        ("too far in the future", req(json!({"stream": {"job": "future"}, "values": [[future.clone(), "x"]]}), 4), 400, "entry for stream '{job=\"future\"}' has timestamp too new: "),
+        (
+            "invalid label name",
+            req(json!({"stream": {"k8s.pod": "x"}, "values": [[ts(0), "x"]]}), 1),
+            400,
+            "error parsing labels '{k8s.pod=\"x\"}' with error:",
+        ),
+        (
+            "empty label set",
+            req(json!({"stream": {}, "values": [[ts(0), "x"]]}), 2),
+            400,
+            "error at least one label pair is required per stream",
+        ),
+        (
+            "line too long",
+            req(
+                json!({"stream": {"job": "big"}, "values": [[ts(0), "x".repeat(300_000)]]}),
+                3,
+            ),
+            400,
+            "max entry size '262144' bytes exceeded for stream '{job=\"big\"}' while adding an entry with length '300000' bytes",
+        ),
+        (
+            "too far in the future",
+            req(
+                json!({"stream": {"job": "future"}, "values": [[future.clone(), "x"]]}),
+                4,
+            ),
+            400,
+            "entry for stream '{job=\"future\"}' has timestamp too new: ",
+        ),
     ];
     let mut expected_good = Vec::new();
     for (i, (name, body, status, msg)) in cases.into_iter().enumerate() {
@@ -288,24 +446,83 @@ async fn bad_input_is_a_clear_4xx_and_valid_streams_survive() {
         (r#"{job="good"}"#, vec![(t0 + 5, "good 5", vec![])]),
         (r#"{a="1", a="2"}"#, vec![(t0, "dup", vec![])]),
     ]);
-    let (s, text) = p.post("/loki/api/v1/push", &[("content-type", "application/x-protobuf")], snappy(&pb)).await.unwrap();
-    assert_eq!((s, text.trim()), (400, r#"stream '{a="1", a="2"}' has duplicate label name: 'a'"#));
+    let (s, text) = p
+        .post(
+            "/loki/api/v1/push",
+            &[("content-type", "application/x-protobuf")],
+            snappy(&pb),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (s, text.trim()),
+        (400, r#"stream '{a="1", a="2"}' has duplicate label name: 'a'"#)
+    );
     expected_good.push((5, "good 5".to_string()));
     let got = query(&p, r#"{job="good"}"#, "forward", t0).await;
-    let want: Vec<(String, String)> = expected_good.iter().map(|(d, l)| ((t0 + d).to_string(), l.clone())).collect();
-    assert_eq!(got, vec![(json!({"job": "good"}), want)], "valid streams of every bad request were stored");
+    let want: Vec<(String, String)> = expected_good
+        .iter()
+        .map(|(d, l)| ((t0 + d).to_string(), l.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(json!({"job": "good"}), want)],
+        "valid streams of every bad request were stored"
+    );
 
     // Bodies that cannot be decoded at all.
     let body_cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
         ("malformed json", vec![JSON], b"{\"streams\": [".to_vec(), 400, "EOF"),
-        ("timestamp as a number", vec![JSON], br#"{"streams":[{"stream":{"a":"b"},"values":[[1,"x"]]}]}"#.to_vec(), 400, ""),
-        ("bad snappy", vec![("content-type", "application/x-protobuf")], b"\xff\xff\xff\xff\x0fgarbage".to_vec(), 400, ""),
-        ("malformed protobuf", vec![("content-type", "application/x-protobuf")], snappy(b"\x0a\xff\xff\xff"), 400, ""),
-        ("bad gzip", vec![JSON, ("content-encoding", "gzip")], b"not gzip".to_vec(), 400, ""),
-        ("unknown encoding", vec![JSON, ("content-encoding", "br")], b"{}".to_vec(), 400, "Content-Encoding \"br\" not supported"),
+        (
+            "timestamp as a number",
+            vec![JSON],
+            br#"{"streams":[{"stream":{"a":"b"},"values":[[1,"x"]]}]}"#.to_vec(),
+            400,
+            "",
+        ),
+        (
+            "bad snappy",
+            vec![("content-type", "application/x-protobuf")],
+            b"\xff\xff\xff\xff\x0fgarbage".to_vec(),
+            400,
+            "",
+        ),
+        (
+            "malformed protobuf",
+            vec![("content-type", "application/x-protobuf")],
+            snappy(b"\x0a\xff\xff\xff"),
+            400,
+            "",
+        ),
+        (
+            "bad gzip",
+            vec![JSON, ("content-encoding", "gzip")],
+            b"not gzip".to_vec(),
+            400,
+            "",
+        ),
+        (
+            "unknown encoding",
+            vec![JSON, ("content-encoding", "br")],
+            b"{}".to_vec(),
+            400,
+            "Content-Encoding \"br\" not supported",
+        ),
         ("no content type", vec![], b"{}".to_vec(), 400, "mime: no media type"),
-        ("snappy length bomb", vec![("content-type", "application/x-protobuf")], vec![170, 201, 224, 206, 10], 400, "declared length 2849514666 is impossible"),
-        ("zero streams", vec![JSON], br#"{"streams":[]}"#.to_vec(), 422, "error at least one valid stream is required for ingestion"),
+        (
+            "snappy length bomb",
+            vec![("content-type", "application/x-protobuf")],
+            vec![170, 201, 224, 206, 10],
+            400,
+            "declared length 2849514666 is impossible",
+        ),
+        (
+            "zero streams",
+            vec![JSON],
+            br#"{"streams":[]}"#.to_vec(),
+            422,
+            "error at least one valid stream is required for ingestion",
+        ),
     ];
     for (name, headers, body, status, msg) in body_cases {
         let (s, text) = p.post("/loki/api/v1/push", &headers, body).await.unwrap();
@@ -315,11 +532,23 @@ async fn bad_input_is_a_clear_4xx_and_valid_streams_survive() {
     }
     // Query-side bad input.
     for (params, msg) in [
-        (vec![("query", "{job=\"good\""), ("limit", "10")], "parse error at line 1, col"),
+        (
+            vec![("query", "{job=\"good\""), ("limit", "10")],
+            "parse error at line 1, col",
+        ),
         (vec![("query", "{job=\"good\"}"), ("start", "yesterday")], "yesterday"),
-        (vec![("query", "{job=\"good\"}"), ("start", "20"), ("end", "10")], "end timestamp must not be before or equal to start time"),
-        (vec![("query", "{job=\"good\"}"), ("limit", "6000")], "max entries limit per query exceeded"),
-        (vec![("query", "{job=~\".*\"}")], "queries require at least one regexp or equality matcher that does not have an empty-compatible value"),
+        (
+            vec![("query", "{job=\"good\"}"), ("start", "20"), ("end", "10")],
+            "end timestamp must not be before or equal to start time",
+        ),
+        (
+            vec![("query", "{job=\"good\"}"), ("limit", "6000")],
+            "max entries limit per query exceeded",
+        ),
+        (
+            vec![("query", "{job=~\".*\"}")],
+            "queries require at least one regexp or equality matcher that does not have an empty-compatible value",
+        ),
     ] {
         let (s, text) = p.get("/loki/api/v1/query_range", &params, &[]).await.unwrap();
         assert_eq!(s, 400, "{params:?}: {text}");
@@ -332,8 +561,16 @@ async fn a_corrupted_chunk_is_detected_and_reported() {
     let data = DataDir::new().unwrap();
     let t0 = now_ns() - 10_000_000_000;
     let p = start(&data).await;
-    let lines: Vec<Value> = (0..100).map(|i| json!([(t0 + i).to_string(), format!("line {i}")])).collect();
-    assert_eq!(p.post("/loki/api/v1/push", &[JSON], v1(json!({"app": "c"}), json!(lines))).await.unwrap().0, 204);
+    let lines: Vec<Value> = (0..100)
+        .map(|i| json!([(t0 + i).to_string(), format!("line {i}")]))
+        .collect();
+    assert_eq!(
+        p.post("/loki/api/v1/push", &[JSON], v1(json!({"app": "c"}), json!(lines)))
+            .await
+            .unwrap()
+            .0,
+        204
+    );
     assert_eq!(p.post("/flush", &[], vec![]).await.unwrap().0, 204);
     let dir = p.store_dir().join("chunks/fake");
     let stream_dir = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap().path();
@@ -343,12 +580,23 @@ async fn a_corrupted_chunk_is_detected_and_reported() {
     bytes[mid] ^= 0xff;
     std::fs::write(&chunk, bytes).unwrap();
     let (s, text) = p
-        .get("/loki/api/v1/query_range", &[("query", r#"{app="c"}"#), ("start", &(t0 - 1).to_string()), ("end", &(t0 + 200).to_string())], &[])
+        .get(
+            "/loki/api/v1/query_range",
+            &[
+                ("query", r#"{app="c"}"#),
+                ("start", &(t0 - 1).to_string()),
+                ("end", &(t0 + 200).to_string()),
+            ],
+            &[],
+        )
         .await
         .unwrap();
     let name = chunk.file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!(s, 500, "{text}");
-    assert!(text.contains("is corrupt: checksum mismatch") && text.contains(&name), "{text}");
+    assert!(
+        text.contains("is corrupt: checksum mismatch") && text.contains(&name),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -357,7 +605,14 @@ async fn labels_values_and_operations() {
     let p = start(&data).await;
     let t0 = now_ns() - 10_000_000_000;
     for (app, env) in [("a", "prod"), ("b", "dev")] {
-        let r = p.post("/loki/api/v1/push", &[JSON], v1(json!({"app": app, "env": env}), json!([[t0.to_string(), "x"]]))).await.unwrap();
+        let r = p
+            .post(
+                "/loki/api/v1/push",
+                &[JSON],
+                v1(json!({"app": app, "env": env}), json!([[t0.to_string(), "x"]])),
+            )
+            .await
+            .unwrap();
         assert_eq!(r.0, 204);
     }
     let range = [("start", (t0 - 1_000).to_string()), ("end", (t0 + 1_000).to_string())];
@@ -372,15 +627,33 @@ async fn labels_values_and_operations() {
             serde_json::from_str::<Value>(&body).unwrap()
         }
     };
-    assert_eq!(get_json("/loki/api/v1/labels", vec![]).await, json!({"status": "success", "data": ["app", "env"]}));
-    assert_eq!(get_json("/loki/api/v1/label/app/values", vec![]).await, json!({"status": "success", "data": ["a", "b"]}));
-    assert_eq!(get_json("/loki/api/v1/label/app/values", vec![("query", "{env=\"dev\"}")]).await["data"], json!(["b"]));
+    assert_eq!(
+        get_json("/loki/api/v1/labels", vec![]).await,
+        json!({"status": "success", "data": ["app", "env"]})
+    );
+    assert_eq!(
+        get_json("/loki/api/v1/label/app/values", vec![]).await,
+        json!({"status": "success", "data": ["a", "b"]})
+    );
+    assert_eq!(
+        get_json("/loki/api/v1/label/app/values", vec![("query", "{env=\"dev\"}")]).await["data"],
+        json!(["b"])
+    );
     assert_eq!(p.post("/flush", &[], vec![]).await.unwrap().0, 204);
-    assert_eq!(get_json("/loki/api/v1/label/env/values", vec![]).await["data"], json!(["dev", "prod"]));
-    assert_eq!(get_json("/loki/api/v1/label/nope/values", vec![]).await["data"], json!([]));
+    assert_eq!(
+        get_json("/loki/api/v1/label/env/values", vec![]).await["data"],
+        json!(["dev", "prod"])
+    );
+    assert_eq!(
+        get_json("/loki/api/v1/label/nope/values", vec![]).await["data"],
+        json!([])
+    );
     // Outside the data's time range: nothing from memory (the flushed day's index still
     // answers for its whole period, as Loki's index granularity does).
-    let (s, body) = p.get("/loki/api/v1/labels", &[("start", "1000"), ("end", "2000")], &[]).await.unwrap();
+    let (s, body) = p
+        .get("/loki/api/v1/labels", &[("start", "1000"), ("end", "2000")], &[])
+        .await
+        .unwrap();
     assert_eq!((s, body.as_str()), (200, r#"{"data":[],"status":"success"}"#));
 
     let (s, body) = p.get("/ready", &[], &[]).await.unwrap();
@@ -401,5 +674,10 @@ async fn labels_values_and_operations() {
     assert_eq!(s, 404);
     let (s, body) = p.get("/loki/api/v1/status/buildinfo", &[], &[]).await.unwrap();
     assert_eq!(s, 200);
-    assert!(serde_json::from_str::<Value>(&body).unwrap()["version"].as_str().unwrap().starts_with("3."));
+    assert!(
+        serde_json::from_str::<Value>(&body).unwrap()["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("3.")
+    );
 }

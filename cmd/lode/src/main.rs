@@ -27,7 +27,9 @@ fn parse_args() -> anyhow::Result<Config> {
             None if body == "auth.enabled" => flags.push((body.to_string(), "true".to_string())),
             None => {
                 i += 1;
-                let v = args.get(i).with_context(|| format!("flag -{body} needs a value\n{USAGE}"))?;
+                let v = args
+                    .get(i)
+                    .with_context(|| format!("flag -{body} needs a value\n{USAGE}"))?;
                 flags.push((body.to_string(), v.clone()));
             }
         }

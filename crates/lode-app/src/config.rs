@@ -103,7 +103,10 @@ impl Config {
             return Err(e("common.path_prefix must not be empty".into()));
         }
         if self.common.instance_id.is_empty() || self.common.instance_id.contains('/') {
-            return Err(e(format!("common.instance_id {:?} must be non-empty and contain no '/'", self.common.instance_id)));
+            return Err(e(format!(
+                "common.instance_id {:?} must be non-empty and contain no '/'",
+                self.common.instance_id
+            )));
         }
         if self.common.replication_factor != 1 {
             return Err(e(format!(
@@ -134,15 +137,20 @@ impl Config {
             "target" => self.target = value.to_string(),
             "auth.enabled" => self.auth_enabled = bool_value()?,
             "server.http-listen-address" => self.server.http_listen_address = value.to_string(),
-            "server.http-listen-port" => self.server.http_listen_port = value.parse().map_err(|_| bad("expected a port number"))?,
-            "server.grpc-listen-port" => self.server.grpc_listen_port = value.parse().map_err(|_| bad("expected a port number"))?,
+            "server.http-listen-port" => {
+                self.server.http_listen_port = value.parse().map_err(|_| bad("expected a port number"))?
+            }
+            "server.grpc-listen-port" => {
+                self.server.grpc_listen_port = value.parse().map_err(|_| bad("expected a port number"))?
+            }
             "log.level" => self.server.log_level = value.to_string(),
             "log.format" => self.server.log_format = value.to_string(),
             "common.path-prefix" => self.common.path_prefix = value.to_string(),
             "common.instance-id" => self.common.instance_id = value.to_string(),
             "ingester.flush-check-period" => {
-                self.ingester.flush_check_period =
-                    lode_model::time::parse_duration(value).map(lode_model::time::ConfigDuration).map_err(|e| bad(&e))?
+                self.ingester.flush_check_period = lode_model::time::parse_duration(value)
+                    .map(lode_model::time::ConfigDuration)
+                    .map_err(|e| bad(&e))?
             }
             _ => return Ok(false),
         }
@@ -166,9 +174,13 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = Config::from_yaml("server:\n  http_listen_prot: 3100\n").unwrap_err().to_string();
+        let err = Config::from_yaml("server:\n  http_listen_prot: 3100\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `http_listen_prot`"), "{err}");
-        let err = Config::from_yaml("limits_config:\n  max_line_sise: 1KB\n").unwrap_err().to_string();
+        let err = Config::from_yaml("limits_config:\n  max_line_sise: 1KB\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_line_sise"), "{err}");
         let err = Config::from_yaml("nonsense: 1\n").unwrap_err().to_string();
         assert!(err.contains("nonsense"), "{err}");
@@ -187,7 +199,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_problem() {
-        let mut c = Config { target: "distributor".into(), ..Config::default() };
+        let mut c = Config {
+            target: "distributor".into(),
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("\"distributor\""));
         c.target = "all".into();
         c.limits_config.unordered_writes = true;

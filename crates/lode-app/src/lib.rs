@@ -60,7 +60,13 @@ impl Node {
         let registry = Registry::new();
         let discards = Discards::new(&registry);
         let store = ObjectStorage::from_config(&cfg.storage_config, &registry)?;
-        let ingester = Ingester::new(&cfg.common.instance_id, cfg.ingester.clone(), store.clone(), &registry, discards.clone());
+        let ingester = Ingester::new(
+            &cfg.common.instance_id,
+            cfg.ingester.clone(),
+            store.clone(),
+            &registry,
+            discards.clone(),
+        );
         let distributor = Arc::new(Distributor::new(
             cfg.limits_config.clone(),
             cfg.common.replication_factor,
@@ -70,7 +76,12 @@ impl Node {
         ));
         distributor.add_ingester(&cfg.common.instance_id, ingester.clone());
         let ingesters: Vec<Arc<dyn LogQuerier>> = vec![ingester.clone()];
-        let querier = Arc::new(Querier::new(cfg.querier.clone(), cfg.limits_config.clone(), store.clone(), ingesters));
+        let querier = Arc::new(Querier::new(
+            cfg.querier.clone(),
+            cfg.limits_config.clone(),
+            store.clone(),
+            ingesters,
+        ));
         let stopping = Arc::new(AtomicBool::new(false));
         let handlers = Handlers {
             push: Some(distributor),
@@ -82,7 +93,10 @@ impl Node {
             stopping: stopping.clone(),
         };
         let addr = format!("{}:{}", cfg.server.http_listen_address, cfg.server.http_listen_port);
-        let listener = TcpListener::bind(&addr).await.map_err(|source| AppError::Listen { addr: addr.clone(), source })?;
+        let listener = TcpListener::bind(&addr).await.map_err(|source| AppError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
         let local = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
         let flush_loop = tokio::spawn(ingester.clone().run_flush_loop(rx.clone()));
@@ -94,7 +108,14 @@ impl Node {
             .await
         });
         tracing::info!(addr = %local, store = %store.description(), instance = %cfg.common.instance_id, "lode is ready");
-        Ok(Node { addr: local, shutdown: tx, server, flush_loop, ingester, stopping })
+        Ok(Node {
+            addr: local,
+            shutdown: tx,
+            server,
+            flush_loop,
+            ingester,
+            stopping,
+        })
     }
 
     /// The HTTP address actually bound (useful with port 0).
@@ -107,7 +128,10 @@ impl Node {
     pub async fn shutdown(self) -> Result<(), AppError> {
         self.stopping.store(true, Ordering::Relaxed);
         let _ = self.shutdown.send(true);
-        let served = self.server.await.map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
+        let served = self
+            .server
+            .await
+            .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
         let _ = self.flush_loop.await;
         self.ingester.shutdown().await?;
         served?;

@@ -39,7 +39,11 @@ impl Metrics {
             c
         };
         Metrics {
-            lines_received: counter("loki_distributor_lines_received_total", "Log lines received.", &["tenant"]),
+            lines_received: counter(
+                "loki_distributor_lines_received_total",
+                "Log lines received.",
+                &["tenant"],
+            ),
             bytes_received: counter(
                 "loki_distributor_bytes_received_total",
                 "Bytes of lines and structured metadata received.",
@@ -82,7 +86,10 @@ impl Distributor {
 
     /// Registers an ingester on the ring with the client that reaches it.
     pub fn add_ingester(&self, id: &str, client: Arc<dyn Pusher>) {
-        self.clients.write().unwrap_or_else(|p| p.into_inner()).insert(id.to_string(), client);
+        self.clients
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), client);
         self.ring.write().unwrap_or_else(|p| p.into_inner()).add(id);
     }
 
@@ -95,8 +102,14 @@ impl Distributor {
         let mut index: HashMap<Labels, usize> = HashMap::new();
         for stream in req.streams {
             let bytes: usize = stream.entries.iter().map(Entry::size).sum();
-            self.metrics.lines_received.with_label_values(&[tenant]).inc_by(stream.entries.len() as u64);
-            self.metrics.bytes_received.with_label_values(&[tenant]).inc_by(bytes as u64);
+            self.metrics
+                .lines_received
+                .with_label_values(&[tenant])
+                .inc_by(stream.entries.len() as u64);
+            self.metrics
+                .bytes_received
+                .with_label_values(&[tenant])
+                .inc_by(bytes as u64);
             if stream.entries.is_empty() {
                 continue;
             }
@@ -157,7 +170,10 @@ impl Distributor {
             async move {
                 let r = match client {
                     Some(c) => c.push(tenant, batch).await,
-                    None => Err(ApiError::new(ErrorCode::Unavailable, format!("no client for ingester {id}"))),
+                    None => Err(ApiError::new(
+                        ErrorCode::Unavailable,
+                        format!("no client for ingester {id}"),
+                    )),
                 };
                 (streams, r)
             }
@@ -203,13 +219,21 @@ impl PushHandler for Distributor {
             return Err(ApiError::new(ErrorCode::Unprocessable, NO_STREAMS_MSG));
         }
         let (batches, refusals) = self.validate(tenant, req);
-        let ingester_messages = if batches.is_empty() { Vec::new() } else { self.send(tenant, batches).await? };
+        let ingester_messages = if batches.is_empty() {
+            Vec::new()
+        } else {
+            self.send(tenant, batches).await?
+        };
         let mut parts = Vec::new();
         if !refusals.is_empty() {
             parts.push(group_messages(&refusals));
         }
         parts.extend(ingester_messages);
-        if parts.is_empty() { Ok(()) } else { Err(ApiError::bad_request(parts.join("\n"))) }
+        if parts.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::bad_request(parts.join("\n")))
+        }
     }
 }
 
@@ -231,11 +255,20 @@ mod tests {
     }
 
     fn stream(labels: &str, entries: &[(i64, &str)]) -> PushStream {
-        PushStream { labels: labels.into(), entries: entries.iter().map(|(t, l)| Entry::new(*t, *l)).collect() }
+        PushStream {
+            labels: labels.into(),
+            entries: entries.iter().map(|(t, l)| Entry::new(*t, *l)).collect(),
+        }
     }
 
     fn distributor() -> (Distributor, Arc<Recorder>) {
-        let d = Distributor::new(LimitsConfig::default(), 1, 128, &Registry::new(), Discards::new(&Registry::new()));
+        let d = Distributor::new(
+            LimitsConfig::default(),
+            1,
+            128,
+            &Registry::new(),
+            Discards::new(&Registry::new()),
+        );
         let r = Arc::new(Recorder::default());
         d.add_ingester("local", r.clone());
         (d, r)
@@ -255,8 +288,17 @@ mod tests {
         };
         let err = d.push("t", req).await.unwrap_err();
         assert_eq!(err.code, ErrorCode::BadRequest);
-        assert!(err.message.starts_with("1 errors like: error parsing labels"), "{}", err.message);
-        assert!(err.message.contains("; 1 errors like: max entry size '262144' bytes exceeded"), "{}", err.message);
+        assert!(
+            err.message.starts_with("1 errors like: error parsing labels"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message
+                .contains("; 1 errors like: max entry size '262144' bytes exceeded"),
+            "{}",
+            err.message
+        );
         let got = rec.0.lock().unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].labels.to_string(), r#"{job="a"}"#);
@@ -268,13 +310,29 @@ mod tests {
     async fn empty_request_is_422() {
         let (d, _) = distributor();
         let err = d.push("t", PushRequest::default()).await.unwrap_err();
-        assert_eq!((err.code, err.message.as_str()), (ErrorCode::Unprocessable, NO_STREAMS_MSG));
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (ErrorCode::Unprocessable, NO_STREAMS_MSG)
+        );
     }
 
     #[tokio::test]
     async fn no_ingester_is_unavailable_not_client_error() {
-        let d = Distributor::new(LimitsConfig::default(), 1, 128, &Registry::new(), Discards::new(&Registry::new()));
-        let err = d.push("t", PushRequest { streams: vec![stream(r#"{a="b"}"#, &[(now_nanos(), "x")])] }).await;
+        let d = Distributor::new(
+            LimitsConfig::default(),
+            1,
+            128,
+            &Registry::new(),
+            Discards::new(&Registry::new()),
+        );
+        let err = d
+            .push(
+                "t",
+                PushRequest {
+                    streams: vec![stream(r#"{a="b"}"#, &[(now_nanos(), "x")])],
+                },
+            )
+            .await;
         assert_eq!(err.unwrap_err().code, ErrorCode::Unavailable);
     }
 }

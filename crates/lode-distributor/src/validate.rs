@@ -44,11 +44,17 @@ pub fn validate_labels(text: &str, limits: &LimitsConfig) -> Result<Labels, Refu
                 LabelError::InvalidName(n) => format!("1:2: parse error: invalid label name {n:?}"),
                 other => other.to_string(),
             };
-            return Err(refuse(reason::INVALID_LABELS, format!("error parsing labels '{text}' with error: {detail}")));
+            return Err(refuse(
+                reason::INVALID_LABELS,
+                format!("error parsing labels '{text}' with error: {detail}"),
+            ));
         }
     };
     if labels.is_empty() {
-        return Err(refuse(reason::MISSING_LABELS, "error at least one label pair is required per stream".into()));
+        return Err(refuse(
+            reason::MISSING_LABELS,
+            "error at least one label pair is required per stream".into(),
+        ));
     }
     let shown = labels.to_string();
     // Loki does not count the synthetic service_name label against the limit.
@@ -98,7 +104,10 @@ pub fn validate_entry(entry: &mut Entry, stream: &str, limits: &LimitsConfig, no
     if entry.ts > now.saturating_add(limits.creation_grace_period.as_nanos_i64()) {
         return Err(refuse(
             reason::TOO_NEW,
-            format!("entry for stream '{stream}' has timestamp too new: {}", rfc3339_secs(entry.ts)),
+            format!(
+                "entry for stream '{stream}' has timestamp too new: {}",
+                rfc3339_secs(entry.ts)
+            ),
         ));
     }
     let max = limits.max_line_size.0 as usize;
@@ -135,7 +144,11 @@ pub fn group_messages(messages: &[String]) -> String {
     if distinct.len() == 1 && distinct[0].1 == 1 {
         return distinct[0].0.to_string();
     }
-    distinct.iter().map(|(m, n)| format!("{n} errors like: {m}")).collect::<Vec<_>>().join("; ")
+    distinct
+        .iter()
+        .map(|(m, n)| format!("{n} errors like: {m}"))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -146,18 +159,43 @@ mod tests {
     #[test]
     fn label_refusals_use_lokis_words() {
         let l = LimitsConfig::default();
-        assert_eq!(validate_labels(r#"{b="2", a="1"}"#, &l).unwrap().to_string(), r#"{a="1", b="2"}"#);
+        assert_eq!(
+            validate_labels(r#"{b="2", a="1"}"#, &l).unwrap().to_string(),
+            r#"{a="1", b="2"}"#
+        );
         let e = validate_labels(r#"{a="1", a="2"}"#, &l).unwrap_err();
         assert_eq!(e.message, r#"stream '{a="1", a="2"}' has duplicate label name: 'a'"#);
         let e = validate_labels(r#"{}"#, &l).unwrap_err();
-        assert_eq!((e.reason, e.message.as_str()), (reason::MISSING_LABELS, "error at least one label pair is required per stream"));
+        assert_eq!(
+            (e.reason, e.message.as_str()),
+            (
+                reason::MISSING_LABELS,
+                "error at least one label pair is required per stream"
+            )
+        );
         let e = validate_labels(r#"{k8s.pod="x"}"#, &l).unwrap_err();
         assert_eq!(e.reason, reason::INVALID_LABELS);
-        assert!(e.message.starts_with(r#"error parsing labels '{k8s.pod="x"}' with error: "#), "{}", e.message);
-        let many = format!("{{{}}}", (0..16).map(|i| format!("l{i}=\"v\"")).collect::<Vec<_>>().join(","));
-        assert!(validate_labels(&many, &l).unwrap_err().message.ends_with("has 16 label names; limit 15"));
+        assert!(
+            e.message
+                .starts_with(r#"error parsing labels '{k8s.pod="x"}' with error: "#),
+            "{}",
+            e.message
+        );
+        let many = format!(
+            "{{{}}}",
+            (0..16).map(|i| format!("l{i}=\"v\"")).collect::<Vec<_>>().join(",")
+        );
+        assert!(
+            validate_labels(&many, &l)
+                .unwrap_err()
+                .message
+                .ends_with("has 16 label names; limit 15")
+        );
         let long = format!("{{a=\"{}\"}}", "v".repeat(2049));
-        assert_eq!(validate_labels(&long, &l).unwrap_err().reason, reason::LABEL_VALUE_TOO_LONG);
+        assert_eq!(
+            validate_labels(&long, &l).unwrap_err().reason,
+            reason::LABEL_VALUE_TOO_LONG
+        );
     }
 
     #[test]
@@ -166,15 +204,24 @@ mod tests {
         let now = 1_700_000_000 * NANOS_PER_SEC;
         let mut e = Entry::new(now - 8 * 24 * 3600 * NANOS_PER_SEC, "x");
         let r = validate_entry(&mut e, "{a=\"b\"}", &l, now).unwrap_err();
-        assert_eq!(r.message, "entry for stream '{a=\"b\"}' has timestamp too old: 2023-11-06T22:13:20Z, oldest acceptable timestamp is: 2023-11-07T22:13:20Z");
+        assert_eq!(
+            r.message,
+            "entry for stream '{a=\"b\"}' has timestamp too old: 2023-11-06T22:13:20Z, oldest acceptable timestamp is: 2023-11-07T22:13:20Z"
+        );
         let mut e = Entry::new(now + 11 * 60 * NANOS_PER_SEC, "x");
-        assert_eq!(validate_entry(&mut e, "s", &l, now).unwrap_err().reason, reason::TOO_NEW);
+        assert_eq!(
+            validate_entry(&mut e, "s", &l, now).unwrap_err().reason,
+            reason::TOO_NEW
+        );
         let mut e = Entry::new(now, "x".repeat(256 * 1024 + 1));
         assert_eq!(
             validate_entry(&mut e, "s", &l, now).unwrap_err().message,
             "max entry size '262144' bytes exceeded for stream 's' while adding an entry with length '262145' bytes"
         );
-        let t = LimitsConfig { max_line_size_truncate: true, ..l };
+        let t = LimitsConfig {
+            max_line_size_truncate: true,
+            ..l
+        };
         validate_entry(&mut e, "s", &t, now).unwrap();
         assert_eq!(e.line.len(), 256 * 1024);
     }
@@ -183,6 +230,9 @@ mod tests {
     fn grouping() {
         assert_eq!(group_messages(&["a".into()]), "a");
         assert_eq!(group_messages(&["a".into(), "a".into()]), "2 errors like: a");
-        assert_eq!(group_messages(&["a".into(), "b".into(), "a".into()]), "2 errors like: a; 1 errors like: b");
+        assert_eq!(
+            group_messages(&["a".into(), "b".into(), "a".into()]),
+            "2 errors like: a; 1 errors like: b"
+        );
     }
 }

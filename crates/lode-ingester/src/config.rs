@@ -40,10 +40,16 @@ impl Default for IngesterConfig {
 impl IngesterConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.chunk_block_size.0 < 1024 {
-            return Err(format!("ingester.chunk_block_size must be at least 1KB, got {}", self.chunk_block_size));
+            return Err(format!(
+                "ingester.chunk_block_size must be at least 1KB, got {}",
+                self.chunk_block_size
+            ));
         }
         if self.chunk_target_size.0 < self.chunk_block_size.0 / 64 {
-            return Err(format!("ingester.chunk_target_size {} is too small", self.chunk_target_size));
+            return Err(format!(
+                "ingester.chunk_target_size {} is too small",
+                self.chunk_target_size
+            ));
         }
         if self.flush_check_period.0.is_zero() {
             return Err("ingester.flush_check_period must be positive".to_string());
@@ -52,7 +58,10 @@ impl IngesterConfig {
             return Err("ingester.concurrent_flushes must be at least 1".to_string());
         }
         if !(1..=22).contains(&self.chunk_zstd_level) {
-            return Err(format!("ingester.chunk_zstd_level must be 1..=22, got {}", self.chunk_zstd_level));
+            return Err(format!(
+                "ingester.chunk_zstd_level must be 1..=22, got {}",
+                self.chunk_zstd_level
+            ));
         }
         Ok(())
     }

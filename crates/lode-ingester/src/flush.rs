@@ -68,7 +68,10 @@ impl Ingester {
         timer.observe_duration();
         for inst in self.all_instances() {
             inst.remove_empty_streams(self.cfg.chunk_idle_period.0);
-            self.metrics.memory_streams.with_label_values(&[&inst.tenant]).set(inst.num_streams() as i64);
+            self.metrics
+                .memory_streams
+                .with_label_values(&[&inst.tenant])
+                .set(inst.num_streams() as i64);
         }
         result
     }
@@ -81,7 +84,11 @@ impl Ingester {
         for inst in self.all_instances() {
             for sref in inst.streams() {
                 let mut st = sref.lock().unwrap_or_else(|p| p.into_inner());
-                let reason = if force { Some("forced") } else { st.head_due(now, max_age, idle) };
+                let reason = if force {
+                    Some("forced")
+                } else {
+                    st.head_due(now, max_age, idle)
+                };
                 if let Some(reason) = reason {
                     let before = st.pending.len();
                     st.cut()?;

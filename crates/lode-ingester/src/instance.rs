@@ -31,11 +31,21 @@ pub(crate) struct InstancePush {
 
 impl Instance {
     pub fn new(tenant: &str) -> Self {
-        Instance { tenant: tenant.to_string(), streams: RwLock::new(HashMap::new()) }
+        Instance {
+            tenant: tenant.to_string(),
+            streams: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn push(&self, batches: Vec<StreamBatch>, s: &Settings) -> Result<InstancePush, IngesterError> {
-        let mut out = InstancePush { created: 0, appended: 0, appended_bytes: 0, refused: Vec::new(), refused_lines: 0, refused_bytes: 0 };
+        let mut out = InstancePush {
+            created: 0,
+            appended: 0,
+            appended_bytes: 0,
+            refused: Vec::new(),
+            refused_lines: 0,
+            refused_bytes: 0,
+        };
         for batch in batches {
             let (stream, created) = self.get_or_create(batch.labels, s);
             out.created += usize::from(created);
@@ -64,7 +74,12 @@ impl Instance {
     }
 
     pub fn streams(&self) -> Vec<StreamRef> {
-        self.streams.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.streams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn num_streams(&self) -> usize {
@@ -123,7 +138,10 @@ impl Instance {
                 ControlFlow::Continue(())
             })?;
             if !entries.is_empty() {
-                out.push(ResultStream { labels: st.printed.clone(), entries });
+                out.push(ResultStream {
+                    labels: st.printed.clone(),
+                    entries,
+                });
             }
         }
         Ok((out, stats))

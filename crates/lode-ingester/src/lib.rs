@@ -101,15 +101,26 @@ impl Ingester {
             return i.clone();
         }
         let mut map = self.instances.write().unwrap_or_else(|p| p.into_inner());
-        map.entry(tenant.to_string()).or_insert_with(|| Arc::new(Instance::new(tenant))).clone()
+        map.entry(tenant.to_string())
+            .or_insert_with(|| Arc::new(Instance::new(tenant)))
+            .clone()
     }
 
     fn existing_instance(&self, tenant: &str) -> Option<Arc<Instance>> {
-        self.instances.read().unwrap_or_else(|p| p.into_inner()).get(tenant).cloned()
+        self.instances
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant)
+            .cloned()
     }
 
     fn all_instances(&self) -> Vec<Arc<Instance>> {
-        self.instances.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.instances
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     fn parse(query: &str) -> Result<LogQuery, ApiError> {
@@ -131,10 +142,22 @@ impl Pusher for Ingester {
     async fn push(&self, tenant: &str, streams: Vec<StreamBatch>) -> Result<(), ApiError> {
         let inst = self.instance(tenant);
         let r = inst.push(streams, &self.settings)?;
-        self.metrics.streams_created.with_label_values(&[tenant]).inc_by(r.created as u64);
-        self.metrics.memory_streams.with_label_values(&[tenant]).set(inst.num_streams() as i64);
-        self.metrics.lines_appended.with_label_values(&[tenant]).inc_by(r.appended as u64);
-        self.metrics.bytes_appended.with_label_values(&[tenant]).inc_by(r.appended_bytes as u64);
+        self.metrics
+            .streams_created
+            .with_label_values(&[tenant])
+            .inc_by(r.created as u64);
+        self.metrics
+            .memory_streams
+            .with_label_values(&[tenant])
+            .set(inst.num_streams() as i64);
+        self.metrics
+            .lines_appended
+            .with_label_values(&[tenant])
+            .inc_by(r.appended as u64);
+        self.metrics
+            .bytes_appended
+            .with_label_values(&[tenant])
+            .inc_by(r.appended_bytes as u64);
         if r.refused.is_empty() {
             return Ok(());
         }

@@ -25,27 +25,51 @@ impl Metrics {
             c
         }
         let cv = |name: &str, help: &str, labels: &[&str]| {
-            reg(registry, IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition"))
+            reg(
+                registry,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition"),
+            )
         };
         Metrics {
             memory_streams: reg(
                 registry,
-                IntGaugeVec::new(Opts::new("loki_ingester_memory_streams", "Streams held in memory."), &["tenant"])
-                    .expect("static metric definition"),
+                IntGaugeVec::new(
+                    Opts::new("loki_ingester_memory_streams", "Streams held in memory."),
+                    &["tenant"],
+                )
+                .expect("static metric definition"),
             ),
             streams_created: cv("loki_ingester_streams_created_total", "Streams created.", &["tenant"]),
-            lines_appended: cv("loki_ingester_received_lines_total", "Lines appended to streams.", &["tenant"]),
-            bytes_appended: cv("loki_ingester_received_bytes_total", "Bytes appended to streams.", &["tenant"]),
-            chunks_flushed: cv("loki_ingester_chunks_flushed_total", "Chunks flushed, by reason.", &["reason"]),
+            lines_appended: cv(
+                "loki_ingester_received_lines_total",
+                "Lines appended to streams.",
+                &["tenant"],
+            ),
+            bytes_appended: cv(
+                "loki_ingester_received_bytes_total",
+                "Bytes appended to streams.",
+                &["tenant"],
+            ),
+            chunks_flushed: cv(
+                "loki_ingester_chunks_flushed_total",
+                "Chunks flushed, by reason.",
+                &["reason"],
+            ),
             chunk_bytes_flushed: reg(
                 registry,
-                IntCounter::new("loki_ingester_chunk_stored_bytes_total", "Chunk bytes written to the store.")
-                    .expect("static metric definition"),
+                IntCounter::new(
+                    "loki_ingester_chunk_stored_bytes_total",
+                    "Chunk bytes written to the store.",
+                )
+                .expect("static metric definition"),
             ),
             flush_failures: reg(
                 registry,
-                IntCounter::new("loki_ingester_chunks_flush_failures_total", "Chunk or index uploads that failed.")
-                    .expect("static metric definition"),
+                IntCounter::new(
+                    "loki_ingester_chunks_flush_failures_total",
+                    "Chunk or index uploads that failed.",
+                )
+                .expect("static metric definition"),
             ),
             flush_duration: reg(
                 registry,
@@ -57,8 +81,11 @@ impl Metrics {
             ),
             memory_chunks: reg(
                 registry,
-                IntGauge::new("loki_ingester_memory_chunks", "Cut chunks waiting in memory to be flushed.")
-                    .expect("static metric definition"),
+                IntGauge::new(
+                    "loki_ingester_memory_chunks",
+                    "Cut chunks waiting in memory to be flushed.",
+                )
+                .expect("static metric definition"),
             ),
         }
     }

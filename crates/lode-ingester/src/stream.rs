@@ -32,7 +32,8 @@ pub(crate) struct Stream {
     head: MemChunk,
     head_opened: Option<Instant>,
     pub last_append: Instant,
-    last: Option<(i64, String, Vec<(String, String)>)>,
+    /// The newest accepted entry: ordering and duplicate checks compare against it.
+    last: Option<Entry>,
     /// Cut chunks not yet confirmed flushed, oldest first.
     pub pending: Vec<Arc<CutChunk>>,
     block_size: usize,
@@ -75,13 +76,13 @@ impl Stream {
         let mut appended = 0;
         let mut appended_bytes = 0;
         for e in entries {
-            if let Some((ts, line, meta)) = &self.last {
-                if e.ts < *ts {
+            if let Some(last) = &self.last {
+                if e.ts < last.ts {
                     refused.push(e.ts);
                     refused_bytes += e.size();
                     continue;
                 }
-                if e.ts == *ts && e.line == *line && e.metadata == *meta {
+                if e == *last {
                     continue;
                 }
             }
@@ -91,7 +92,7 @@ impl Stream {
             }
             appended += 1;
             appended_bytes += e.size();
-            self.last = Some((e.ts, e.line, e.metadata));
+            self.last = Some(e);
             if self.head.compressed_bytes() >= target_size {
                 self.cut()?;
             }
@@ -103,7 +104,10 @@ impl Stream {
         let refused = (refused_lines > 0).then(|| {
             let mut msg = String::new();
             for ts in refused.iter().take(MAX_RETURNED_ERRORS) {
-                msg.push_str(&format!("entry with timestamp {} ignored, reason: '{OUT_OF_ORDER}',\n", go_time_string(*ts)));
+                msg.push_str(&format!(
+                    "entry with timestamp {} ignored, reason: '{OUT_OF_ORDER}',\n",
+                    go_time_string(*ts)
+                ));
             }
             msg.push_str(&format!(
                 "user '{tenant}', total ignored: {refused_lines} out of {total} for stream: {}",
@@ -111,7 +115,13 @@ impl Stream {
             ));
             msg
         });
-        Ok(PushOutcome { appended, appended_bytes, refused, refused_lines, refused_bytes })
+        Ok(PushOutcome {
+            appended,
+            appended_bytes,
+            refused,
+            refused_lines,
+            refused_bytes,
+        })
     }
 
     /// Closes the head chunk and queues it for flushing.
@@ -134,12 +144,20 @@ impl Stream {
             size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
             entries: u32::try_from(entries).unwrap_or(u32::MAX),
         };
-        self.pending.push(Arc::new(CutChunk { bytes: Bytes::from(bytes), cref }));
+        self.pending.push(Arc::new(CutChunk {
+            bytes: Bytes::from(bytes),
+            cref,
+        }));
         Ok(())
     }
 
     /// Whether the head should be cut now: too old in wall-clock time or in data span, or idle.
-    pub fn head_due(&self, now: Instant, max_age: std::time::Duration, idle: std::time::Duration) -> Option<&'static str> {
+    pub fn head_due(
+        &self,
+        now: Instant,
+        max_age: std::time::Duration,
+        idle: std::time::Duration,
+    ) -> Option<&'static str> {
         let opened = self.head_opened?;
         if now.duration_since(opened) >= max_age {
             return Some("max_age");
@@ -165,7 +183,10 @@ impl Stream {
             (Some(a), Some(b)) => a < end && b >= start,
             _ => false,
         };
-        head || self.pending.iter().any(|c| c.cref.from < end && c.cref.through >= start)
+        head || self
+            .pending
+            .iter()
+            .any(|c| c.cref.from < end && c.cref.through >= start)
     }
 
     pub fn head_bytes(&self) -> u64 {

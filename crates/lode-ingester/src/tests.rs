@@ -12,7 +12,10 @@ use crate::{Ingester, IngesterConfig};
 fn ingester(cfg: IngesterConfig) -> (Arc<Ingester>, ObjectStorage) {
     let store = ObjectStorage::in_memory();
     let reg = Registry::new();
-    (Ingester::new("ing-1", cfg, store.clone(), &reg, Discards::new(&reg)), store)
+    (
+        Ingester::new("ing-1", cfg, store.clone(), &reg, Discards::new(&reg)),
+        store,
+    )
 }
 
 fn batch(labels: &str, entries: &[(i64, &str)]) -> StreamBatch {
@@ -23,15 +26,29 @@ fn batch(labels: &str, entries: &[(i64, &str)]) -> StreamBatch {
 }
 
 fn select(q: &str, dir: Direction, limit: usize) -> LogSelect {
-    LogSelect { query: q.into(), start: 0, end: i64::MAX, direction: dir, limit }
+    LogSelect {
+        query: q.into(),
+        start: 0,
+        end: i64::MAX,
+        direction: dir,
+        limit,
+    }
 }
 
 #[tokio::test]
 async fn out_of_order_is_refused_and_the_rest_kept() {
     let (ing, _) = ingester(IngesterConfig::default());
-    ing.push("t", vec![batch(r#"{app="a"}"#, &[(10, "one"), (20, "two")])]).await.unwrap();
+    ing.push("t", vec![batch(r#"{app="a"}"#, &[(10, "one"), (20, "two")])])
+        .await
+        .unwrap();
     let err = ing
-        .push("t", vec![batch(r#"{app="a"}"#, &[(15, "late"), (20, "two"), (20, "two bis"), (30, "three")])])
+        .push(
+            "t",
+            vec![batch(
+                r#"{app="a"}"#,
+                &[(15, "late"), (20, "two"), (20, "two bis"), (30, "three")],
+            )],
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::BadRequest);
@@ -40,7 +57,10 @@ async fn out_of_order_is_refused_and_the_rest_kept() {
         "entry with timestamp 1970-01-01 00:00:00.000000015 +0000 UTC ignored, reason: 'entry out of order',\n\
          user 't', total ignored: 1 out of 4 for stream: {app=\"a\"}"
     );
-    let r = ing.select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 100)).await.unwrap();
+    let r = ing
+        .select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 100))
+        .await
+        .unwrap();
     let lines: Vec<_> = r.streams[0].entries.iter().map(|e| e.line.as_str()).collect();
     // The exact duplicate (20, "two") was dropped silently; same time, other line kept.
     assert_eq!(lines, ["one", "two", "two bis", "three"]);
@@ -49,19 +69,38 @@ async fn out_of_order_is_refused_and_the_rest_kept() {
 #[tokio::test]
 async fn select_applies_direction_limit_filters_and_tenants() {
     let (ing, _) = ingester(IngesterConfig::default());
-    let entries: Vec<(i64, String)> = (0..50).map(|i| (i, format!("line {i} {}", if i % 2 == 0 { "even" } else { "odd" }))).collect();
+    let entries: Vec<(i64, String)> = (0..50)
+        .map(|i| (i, format!("line {i} {}", if i % 2 == 0 { "even" } else { "odd" })))
+        .collect();
     let refs: Vec<(i64, &str)> = entries.iter().map(|(t, l)| (*t, l.as_str())).collect();
-    ing.push("t", vec![batch(r#"{app="a", env="prod"}"#, &refs)]).await.unwrap();
-    ing.push("other", vec![batch(r#"{app="a"}"#, &[(1, "secret")])]).await.unwrap();
-    let r = ing.select_logs("t", &select(r#"{app="a"} |= "even""#, Direction::Backward, 3)).await.unwrap();
+    ing.push("t", vec![batch(r#"{app="a", env="prod"}"#, &refs)])
+        .await
+        .unwrap();
+    ing.push("other", vec![batch(r#"{app="a"}"#, &[(1, "secret")])])
+        .await
+        .unwrap();
+    let r = ing
+        .select_logs("t", &select(r#"{app="a"} |= "even""#, Direction::Backward, 3))
+        .await
+        .unwrap();
     assert_eq!(r.streams.len(), 1);
     let ts: Vec<i64> = r.streams[0].entries.iter().map(|e| e.ts).collect();
     assert_eq!(ts, [48, 46, 44]);
     assert_eq!(r.streams[0].labels, r#"{app="a", env="prod"}"#);
-    let r = ing.select_logs("t", &select(r#"{app="a"} |= "secret""#, Direction::Forward, 10)).await.unwrap();
+    let r = ing
+        .select_logs("t", &select(r#"{app="a"} |= "secret""#, Direction::Forward, 10))
+        .await
+        .unwrap();
     assert!(r.streams.is_empty(), "tenants are separate");
     let names = ing
-        .label_names("t", &lode_model::api::LabelRequest { start: 0, end: 100, query: None })
+        .label_names(
+            "t",
+            &lode_model::api::LabelRequest {
+                start: 0,
+                end: 100,
+                query: None,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(names, ["app", "env"]);
@@ -86,7 +125,10 @@ async fn chunks_cut_at_target_size_and_flush_to_store_with_index() {
         .collect();
     let refs: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
     ing.push("t", vec![batch(r#"{app="a"}"#, &refs)]).await.unwrap();
-    let before = ing.select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 5000)).await.unwrap();
+    let before = ing
+        .select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 5000))
+        .await
+        .unwrap();
     assert_eq!(before.streams[0].entries.len(), 2000);
     ing.flush_all().await.unwrap();
     let chunks = store.list("chunks/t/").await.unwrap();
@@ -96,7 +138,10 @@ async fn chunks_cut_at_target_size_and_flush_to_store_with_index() {
     let obj = lode_index::IndexObject::decode(&store.get(&index[0]).await.unwrap()).unwrap();
     assert_eq!(obj.num_chunks(), chunks.len());
     // Flushed data has left memory.
-    let after = ing.select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 5000)).await.unwrap();
+    let after = ing
+        .select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 5000))
+        .await
+        .unwrap();
     assert!(after.streams.is_empty());
 }
 

@@ -51,7 +51,10 @@ impl Default for LimitsConfig {
 impl LimitsConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.unordered_writes {
-            return Err("limits_config.unordered_writes: true is not supported yet; Lode accepts ordered writes per stream".into());
+            return Err(
+                "limits_config.unordered_writes: true is not supported yet; Lode accepts ordered writes per stream"
+                    .into(),
+            );
         }
         if self.max_label_names_per_series == 0 {
             return Err("limits_config.max_label_names_per_series must be at least 1".into());

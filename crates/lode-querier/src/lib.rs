@@ -61,7 +61,10 @@ pub struct QuerierConfig {
 
 impl Default for QuerierConfig {
     fn default() -> Self {
-        QuerierConfig { query_ingesters_within: ConfigDuration::secs(0), max_concurrent_chunk_fetches: 8 }
+        QuerierConfig {
+            query_ingesters_within: ConfigDuration::secs(0),
+            max_concurrent_chunk_fetches: 8,
+        }
     }
 }
 
@@ -83,9 +86,19 @@ pub struct Querier {
 }
 
 impl Querier {
-    pub fn new(cfg: QuerierConfig, limits: LimitsConfig, store: ObjectStorage, ingesters: Vec<Arc<dyn LogQuerier>>) -> Self {
+    pub fn new(
+        cfg: QuerierConfig,
+        limits: LimitsConfig,
+        store: ObjectStorage,
+        ingesters: Vec<Arc<dyn LogQuerier>>,
+    ) -> Self {
         let store = StoreReader::new(store, cfg.max_concurrent_chunk_fetches);
-        Querier { cfg, limits, ingesters, store }
+        Querier {
+            cfg,
+            limits,
+            ingesters,
+            store,
+        }
     }
 
     fn parse(&self, query: &str) -> Result<LogQuery, ApiError> {
@@ -110,7 +123,12 @@ impl Querier {
         Ok(())
     }
 
-    async fn select_logs(&self, tenant: &str, req: &RangeQuery, q: &LogQuery) -> Result<(Vec<Stream>, QueryStats), ApiError> {
+    async fn select_logs(
+        &self,
+        tenant: &str,
+        req: &RangeQuery,
+        q: &LogQuery,
+    ) -> Result<(Vec<Stream>, QueryStats), ApiError> {
         let select = LogSelect {
             query: req.query.clone(),
             start: req.start,
@@ -121,7 +139,8 @@ impl Querier {
         let mut stats = QueryStats::default();
         let mut parts: Vec<Stream> = Vec::new();
         if self.ingesters_in_range(req.end) {
-            let answers = futures::future::join_all(self.ingesters.iter().map(|i| i.select_logs(tenant, &select))).await;
+            let answers =
+                futures::future::join_all(self.ingesters.iter().map(|i| i.select_logs(tenant, &select))).await;
             for a in answers {
                 let a = a?;
                 stats.merge(&a.stats);
@@ -129,7 +148,7 @@ impl Querier {
             }
         }
         let plan = self.store.plan(tenant, q, req.start, req.end).await?;
-        let (streams, s) = self.store.select(tenant, q, plan, req.start, req.end, req.direction, req.limit).await?;
+        let (streams, s) = self.store.select(tenant, q, plan, req).await?;
         stats.merge(&s);
         parts.extend(streams);
         Ok((merge_streams(parts, req.direction, req.limit, req.interval), stats))
@@ -137,9 +156,16 @@ impl Querier {
 
     async fn labels(&self, tenant: &str, name: Option<&str>, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
         if req.end < req.start {
-            return Err(ApiError::bad_request("end timestamp must not be before or equal to start time"));
+            return Err(ApiError::bad_request(
+                "end timestamp must not be before or equal to start time",
+            ));
         }
-        let q = req.query.as_deref().filter(|s| !s.trim().is_empty()).map(|s| self.parse(s)).transpose()?;
+        let q = req
+            .query
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| self.parse(s))
+            .transpose()?;
         let mut out: BTreeSet<String> = BTreeSet::new();
         if self.ingesters_in_range(req.end) {
             let answers = futures::future::join_all(self.ingesters.iter().map(|i| async move {
@@ -153,7 +179,11 @@ impl Querier {
                 out.extend(a?);
             }
         }
-        out.extend(self.store.label_values(tenant, name, q.as_ref(), req.start, req.end).await?);
+        out.extend(
+            self.store
+                .label_values(tenant, name, q.as_ref(), req.start, req.end)
+                .await?,
+        );
         Ok(out.into_iter().collect())
     }
 }

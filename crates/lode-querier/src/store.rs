@@ -10,7 +10,7 @@ use futures::StreamExt;
 use lode_chunk::Chunk;
 use lode_index::{ChunkRef, IndexObject, LabelMatch, period_prefix, periods_overlapping};
 use lode_logql::LogQuery;
-use lode_model::api::QueryStats;
+use lode_model::api::{QueryStats, RangeQuery};
 use lode_model::{Direction, Entry, Labels, Stream};
 use lode_storage::ObjectStorage;
 
@@ -31,7 +31,11 @@ pub(crate) struct StreamChunks {
 
 impl StoreReader {
     pub fn new(store: ObjectStorage, concurrency: usize) -> Self {
-        StoreReader { store, index_cache: Mutex::new(HashMap::new()), concurrency: concurrency.max(1) }
+        StoreReader {
+            store,
+            index_cache: Mutex::new(HashMap::new()),
+            concurrency: concurrency.max(1),
+        }
     }
 
     /// Index objects of `tenant` for every period overlapping `[start, end)`.
@@ -39,15 +43,24 @@ impl StoreReader {
         let mut out = Vec::new();
         for period in periods_overlapping(start, end.saturating_sub(1).max(start)) {
             for key in self.store.list(&period_prefix(tenant, period)).await? {
-                let cached = self.index_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+                let cached = self
+                    .index_cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .cloned();
                 let obj = match cached {
                     Some(o) => o,
                     None => {
                         let bytes = self.store.get(&key).await?;
-                        let obj = Arc::new(
-                            IndexObject::decode(&bytes).map_err(|e| QuerierError::CorruptIndex { key: key.clone(), source: e })?,
-                        );
-                        self.index_cache.lock().unwrap_or_else(|p| p.into_inner()).insert(key, obj.clone());
+                        let obj = Arc::new(IndexObject::decode(&bytes).map_err(|e| QuerierError::CorruptIndex {
+                            key: key.clone(),
+                            source: e,
+                        })?);
+                        self.index_cache
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(key, obj.clone());
                         obj
                     }
                 };
@@ -61,17 +74,32 @@ impl StoreReader {
     }
 
     /// Streams matching the selector with the chunks overlapping `[start, end)`, each chunk once.
-    pub(crate) async fn plan(&self, tenant: &str, q: &LogQuery, start: i64, end: i64) -> Result<Vec<StreamChunks>, QuerierError> {
+    pub(crate) async fn plan(
+        &self,
+        tenant: &str,
+        q: &LogQuery,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<StreamChunks>, QuerierError> {
         let indexes = self.indexes(tenant, start, end).await?;
         let matchers = q.selector().matchers();
-        let fns: Vec<LabelMatch<'_>> = matchers.iter().map(|m| LabelMatch::new(m.name(), |v| m.matches(v))).collect();
+        let fns: Vec<LabelMatch<'_>> = matchers
+            .iter()
+            .map(|m| LabelMatch::new(m.name(), |v| m.matches(v)))
+            .collect();
         let mut by_stream: HashMap<Labels, BTreeSet<ChunkRef>> = HashMap::new();
         for idx in indexes {
             for (labels, chunks) in idx.select(&fns, start, end.saturating_sub(1)) {
                 by_stream.entry(labels.clone()).or_default().extend(chunks);
             }
         }
-        Ok(by_stream.into_iter().map(|(labels, c)| StreamChunks { labels, chunks: c.into_iter().collect() }).collect())
+        Ok(by_stream
+            .into_iter()
+            .map(|(labels, c)| StreamChunks {
+                labels,
+                chunks: c.into_iter().collect(),
+            })
+            .collect())
     }
 
     async fn fetch(&self, tenant: &str, cref: ChunkRef) -> Result<Chunk, QuerierError> {
@@ -89,7 +117,10 @@ impl StoreReader {
                 ),
             });
         }
-        Chunk::from_bytes(bytes).map_err(|e| QuerierError::CorruptChunk { key, reason: e.to_string() })
+        Chunk::from_bytes(bytes).map_err(|e| QuerierError::CorruptChunk {
+            key,
+            reason: e.to_string(),
+        })
     }
 
     /// Entries of the planned streams in `[start, end)` that pass the pipeline, at most `limit`
@@ -99,11 +130,9 @@ impl StoreReader {
         tenant: &str,
         q: &LogQuery,
         plan: Vec<StreamChunks>,
-        start: i64,
-        end: i64,
-        dir: Direction,
-        limit: usize,
+        req: &RangeQuery,
     ) -> Result<(Vec<Stream>, QueryStats), QuerierError> {
+        let (start, end, dir, limit) = (req.start, req.end, req.direction, req.limit);
         let mut stats = QueryStats::default();
         let mut out = Vec::new();
         for mut sc in plan {
@@ -140,13 +169,19 @@ impl StoreReader {
                         }
                         ControlFlow::Continue(())
                     })
-                    .map_err(|e| QuerierError::CorruptChunk { key: cref.key(tenant), reason: e.to_string() })?;
+                    .map_err(|e| QuerierError::CorruptChunk {
+                        key: cref.key(tenant),
+                        reason: e.to_string(),
+                    })?;
                 // Keep only the best `limit` so memory stays bounded by the result.
                 sort_dedup(&mut entries, dir);
                 entries.truncate(limit);
             }
             if !entries.is_empty() {
-                out.push(Stream { labels: sc.labels.to_string(), entries });
+                out.push(Stream {
+                    labels: sc.labels.to_string(),
+                    entries,
+                });
             }
         }
         Ok((out, stats))
@@ -164,7 +199,10 @@ impl StoreReader {
         let indexes = self.indexes(tenant, start, end).await?;
         let mut out = BTreeSet::new();
         let matchers = q.map(|q| q.selector().matchers()).unwrap_or_default();
-        let fns: Vec<LabelMatch<'_>> = matchers.iter().map(|m| LabelMatch::new(m.name(), |v| m.matches(v))).collect();
+        let fns: Vec<LabelMatch<'_>> = matchers
+            .iter()
+            .map(|m| LabelMatch::new(m.name(), |v| m.matches(v)))
+            .collect();
         for idx in indexes {
             for (labels, _) in idx.select(&fns, start, end.saturating_sub(1)) {
                 match name {

@@ -29,7 +29,10 @@ async fn put_chunk(store: &ObjectStorage, tenant: &str, labels: &str, from: i64,
     store.put(&cref.key(tenant), bytes).await.unwrap();
     let mut b = IndexBuilder::new(tenant, period_of(min));
     b.add_chunk(&labels, cref);
-    store.put(&index_key(tenant, period_of(min), "ing", from), b.finish()).await.unwrap();
+    store
+        .put(&index_key(tenant, period_of(min), "ing", from), b.finish())
+        .await
+        .unwrap();
     cref
 }
 
@@ -38,12 +41,22 @@ fn querier(store: &ObjectStorage) -> Querier {
 }
 
 fn range(q: &str, dir: Direction, limit: usize) -> RangeQuery {
-    RangeQuery { query: q.into(), start: T0, end: T0 + 3600 * 1_000_000_000, limit, direction: dir, step: 0, interval: 0 }
+    RangeQuery {
+        query: q.into(),
+        start: T0,
+        end: T0 + 3600 * 1_000_000_000,
+        limit,
+        direction: dir,
+        step: 0,
+        interval: 0,
+    }
 }
 
 fn lines(r: &QueryResponse) -> Vec<(String, Vec<String>)> {
     let QueryData::Streams(s) = &r.data;
-    s.iter().map(|s| (s.labels.clone(), s.entries.iter().map(|e| e.line.clone()).collect())).collect()
+    s.iter()
+        .map(|s| (s.labels.clone(), s.entries.iter().map(|e| e.line.clone()).collect()))
+        .collect()
 }
 
 #[tokio::test]
@@ -55,17 +68,38 @@ async fn reads_only_matching_chunks_and_applies_limit_across_streams() {
     put_chunk(&store, "other", r#"{app="a"}"#, T0, &["secret"]).await;
     let q = querier(&store);
 
-    let r = q.query_range("t", range(r#"{app="a"}"#, Direction::Forward, 100)).await.unwrap();
-    assert_eq!(lines(&r), [(r#"{app="a"}"#.to_string(), vec!["a0", "a1 err", "a2", "a10 err", "a11"].into_iter().map(String::from).collect())]);
-    assert_eq!(r.stats.chunks_fetched, 2, "the other stream's chunk is not fetched");
-
-    let r = q.query_range("t", range(r#"{app=~"a|b"} |= "err""#, Direction::Backward, 2)).await.unwrap();
+    let r = q
+        .query_range("t", range(r#"{app="a"}"#, Direction::Forward, 100))
+        .await
+        .unwrap();
     assert_eq!(
         lines(&r),
-        [(r#"{app="a"}"#.to_string(), vec!["a10 err".to_string(), "a1 err".to_string()])],
+        [(
+            r#"{app="a"}"#.to_string(),
+            vec!["a0", "a1 err", "a2", "a10 err", "a11"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        )]
+    );
+    assert_eq!(r.stats.chunks_fetched, 2, "the other stream's chunk is not fetched");
+
+    let r = q
+        .query_range("t", range(r#"{app=~"a|b"} |= "err""#, Direction::Backward, 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        lines(&r),
+        [(
+            r#"{app="a"}"#.to_string(),
+            vec!["a10 err".to_string(), "a1 err".to_string()]
+        )],
         "limit applies across streams, newest first"
     );
-    let r = q.query_range("other", range(r#"{app="a"}"#, Direction::Forward, 10)).await.unwrap();
+    let r = q
+        .query_range("other", range(r#"{app="a"}"#, Direction::Forward, 10))
+        .await
+        .unwrap();
     assert_eq!(lines(&r)[0].1, ["secret"]);
 }
 
@@ -77,36 +111,67 @@ async fn corrupted_chunk_is_reported_by_key() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x5a;
     store.put(&cref.key("t"), bytes).await.unwrap();
-    let err = querier(&store).query_range("t", range(r#"{app="a"}"#, Direction::Forward, 10)).await.unwrap_err();
+    let err = querier(&store)
+        .query_range("t", range(r#"{app="a"}"#, Direction::Forward, 10))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::Internal);
-    assert!(err.message.contains(&cref.key("t")) && err.message.contains("checksum mismatch"), "{}", err.message);
+    assert!(
+        err.message.contains(&cref.key("t")) && err.message.contains("checksum mismatch"),
+        "{}",
+        err.message
+    );
 }
 
 #[tokio::test]
 async fn limits_and_bad_queries_are_400() {
     let q = querier(&ObjectStorage::in_memory());
-    let e = q.query_range("t", range(r#"{app="a"}"#, Direction::Forward, 5001)).await.unwrap_err();
-    assert_eq!(e.message, "max entries limit per query exceeded, limit > max_entries_limit_per_query (5001 > 5000)");
+    let e = q
+        .query_range("t", range(r#"{app="a"}"#, Direction::Forward, 5001))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.message,
+        "max entries limit per query exceeded, limit > max_entries_limit_per_query (5001 > 5000)"
+    );
     let mut long = range(r#"{app="a"}"#, Direction::Forward, 10);
     long.end = long.start + 800 * 3600 * 1_000_000_000;
     let e = q.query_range("t", long).await.unwrap_err();
-    assert_eq!(e.message, "the query time range exceeds the limit (query length: 800h0m0s, limit: 721h0m0s)");
-    let e = q.query_range("t", range(r#"{app="a""#, Direction::Forward, 10)).await.unwrap_err();
+    assert_eq!(
+        e.message,
+        "the query time range exceeds the limit (query length: 800h0m0s, limit: 721h0m0s)"
+    );
+    let e = q
+        .query_range("t", range(r#"{app="a""#, Direction::Forward, 10))
+        .await
+        .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadRequest);
     assert!(e.message.starts_with("parse error at line 1, col"), "{}", e.message);
 }
 
 #[test]
 fn merge_dedups_replicas_and_thins_by_interval() {
-    let s = |l: &str, e: &[(i64, &str)]| Stream { labels: l.into(), entries: e.iter().map(|(t, x)| Entry::new(*t, *x)).collect() };
+    let s = |l: &str, e: &[(i64, &str)]| Stream {
+        labels: l.into(),
+        entries: e.iter().map(|(t, x)| Entry::new(*t, *x)).collect(),
+    };
     let merged = merge_streams(
-        vec![s("{a=\"1\"}", &[(1, "x"), (2, "y")]), s("{a=\"1\"}", &[(2, "y"), (3, "z")]), s("{a=\"2\"}", &[(2, "q")])],
+        vec![
+            s("{a=\"1\"}", &[(1, "x"), (2, "y")]),
+            s("{a=\"1\"}", &[(2, "y"), (3, "z")]),
+            s("{a=\"2\"}", &[(2, "q")]),
+        ],
         Direction::Forward,
         100,
         0,
     );
     assert_eq!(merged[0].entries.iter().map(|e| e.ts).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(merged[1].entries.len(), 1);
-    let thinned = merge_streams(vec![s("{a=\"1\"}", &[(0, "a"), (1, "b"), (5, "c"), (10, "d")])], Direction::Forward, 100, 5);
+    let thinned = merge_streams(
+        vec![s("{a=\"1\"}", &[(0, "a"), (1, "b"), (5, "c"), (10, "d")])],
+        Direction::Forward,
+        100,
+        5,
+    );
     assert_eq!(thinned[0].entries.iter().map(|e| e.ts).collect::<Vec<_>>(), [0, 5, 10]);
 }

@@ -42,12 +42,19 @@ pub struct Ring {
 
 impl Ring {
     pub fn new(tokens_per_instance: u32) -> Self {
-        Ring { nodes: HashRing::new(), instances: BTreeSet::new(), tokens_per_instance: tokens_per_instance.max(1) }
+        Ring {
+            nodes: HashRing::new(),
+            instances: BTreeSet::new(),
+            tokens_per_instance: tokens_per_instance.max(1),
+        }
     }
 
     pub fn add(&mut self, instance: &str) {
         if self.instances.insert(instance.to_string()) {
-            let vnodes = (0..self.tokens_per_instance).map(|index| VNode { instance: instance.to_string(), index });
+            let vnodes = (0..self.tokens_per_instance).map(|index| VNode {
+                instance: instance.to_string(),
+                index,
+            });
             self.nodes.batch_add(vnodes.collect());
         }
     }
@@ -55,7 +62,10 @@ impl Ring {
     pub fn remove(&mut self, instance: &str) {
         if self.instances.remove(instance) {
             for index in 0..self.tokens_per_instance {
-                self.nodes.remove(&VNode { instance: instance.to_string(), index });
+                self.nodes.remove(&VNode {
+                    instance: instance.to_string(),
+                    index,
+                });
             }
         }
     }
@@ -70,7 +80,11 @@ impl Ring {
             return Err(RingError::Empty);
         }
         if rf > self.instances.len() {
-            return Err(RingError::TooFewInstances { needed: rf, rf, have: self.instances.len() });
+            return Err(RingError::TooFewInstances {
+                needed: rf,
+                rf,
+                have: self.instances.len(),
+            });
         }
         if rf <= 1 {
             let node = self.nodes.get(&token).ok_or(RingError::Empty)?;
@@ -78,7 +92,10 @@ impl Ring {
         }
         // hashring returns consecutive virtual nodes, which may belong to the same ingester;
         // walk the whole ring once and keep the first `rf` distinct ones.
-        let walk = self.nodes.get_with_replicas(&token, self.nodes.len()).ok_or(RingError::Empty)?;
+        let walk = self
+            .nodes
+            .get_with_replicas(&token, self.nodes.len())
+            .ok_or(RingError::Empty)?;
         let mut out: Vec<&str> = Vec::with_capacity(rf);
         for node in &walk {
             let id = self.canonical(&node.instance);
@@ -138,7 +155,9 @@ mod tests {
         }
         let mut counts = std::collections::HashMap::new();
         for t in 0..30_000u32 {
-            *counts.entry(r.get(t.wrapping_mul(2_654_435_761), 1).unwrap()[0].to_string()).or_insert(0) += 1;
+            *counts
+                .entry(r.get(t.wrapping_mul(2_654_435_761), 1).unwrap()[0].to_string())
+                .or_insert(0) += 1;
         }
         for (_, c) in counts {
             assert!((6_000..14_000).contains(&c), "unbalanced: {c}");

@@ -90,10 +90,20 @@ pub struct AzureConfig {
 impl StorageConfig {
     pub fn validate(&self) -> Result<()> {
         let need = |ok: bool, what: &str| {
-            if ok { Ok(()) } else { Err(StorageError::Config(format!("{what} is required for backend {:?}", self.backend))) }
+            if ok {
+                Ok(())
+            } else {
+                Err(StorageError::Config(format!(
+                    "{what} is required for backend {:?}",
+                    self.backend
+                )))
+            }
         };
         match self.backend.as_str() {
-            "filesystem" => need(!self.filesystem.directory.is_empty(), "storage_config.filesystem.directory"),
+            "filesystem" => need(
+                !self.filesystem.directory.is_empty(),
+                "storage_config.filesystem.directory",
+            ),
             "memory" => Ok(()),
             "s3" => need(!self.s3.bucket_name.is_empty(), "storage_config.s3.bucket_name"),
             "gcs" => need(!self.gcs.bucket_name.is_empty(), "storage_config.gcs.bucket_name"),
@@ -137,7 +147,9 @@ pub(crate) fn build(cfg: &StorageConfig) -> Result<(Arc<dyn ObjectStore>, String
                 b = b.with_endpoint(&s3.endpoint);
             }
             if !s3.access_key_id.is_empty() {
-                b = b.with_access_key_id(&s3.access_key_id).with_secret_access_key(&s3.secret_access_key);
+                b = b
+                    .with_access_key_id(&s3.access_key_id)
+                    .with_secret_access_key(&s3.secret_access_key);
             }
             (Arc::new(b.build().map_err(cfg_err)?), format!("s3:{}", s3.bucket_name))
         }
@@ -146,7 +158,10 @@ pub(crate) fn build(cfg: &StorageConfig) -> Result<(Arc<dyn ObjectStore>, String
             if !cfg.gcs.service_account_path.is_empty() {
                 b = b.with_service_account_path(&cfg.gcs.service_account_path);
             }
-            (Arc::new(b.build().map_err(cfg_err)?), format!("gcs:{}", cfg.gcs.bucket_name))
+            (
+                Arc::new(b.build().map_err(cfg_err)?),
+                format!("gcs:{}", cfg.gcs.bucket_name),
+            )
         }
         "azure" => {
             let a = &cfg.azure;
@@ -154,7 +169,10 @@ pub(crate) fn build(cfg: &StorageConfig) -> Result<(Arc<dyn ObjectStore>, String
                 .with_account(&a.account_name)
                 .with_access_key(&a.account_key)
                 .with_container_name(&a.container_name);
-            (Arc::new(b.build().map_err(cfg_err)?), format!("azure:{}", a.container_name))
+            (
+                Arc::new(b.build().map_err(cfg_err)?),
+                format!("azure:{}", a.container_name),
+            )
         }
         other => return Err(StorageError::Config(format!("unknown storage backend {other:?}"))),
     })
@@ -166,8 +184,16 @@ mod tests {
 
     #[test]
     fn validate_names_the_missing_key() {
-        let mut c = StorageConfig { backend: "s3".into(), ..Default::default() };
-        assert!(c.validate().unwrap_err().to_string().contains("storage_config.s3.bucket_name"));
+        let mut c = StorageConfig {
+            backend: "s3".into(),
+            ..Default::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("storage_config.s3.bucket_name")
+        );
         c.backend = "floppy".into();
         assert!(c.validate().unwrap_err().to_string().contains("\"floppy\""));
     }

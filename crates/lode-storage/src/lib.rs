@@ -59,17 +59,26 @@ struct Metrics {
 impl Metrics {
     fn new(registry: &Registry) -> Self {
         let requests = IntCounterVec::new(
-            Opts::new("lode_object_store_requests_total", "Object storage requests by operation and outcome."),
+            Opts::new(
+                "lode_object_store_requests_total",
+                "Object storage requests by operation and outcome.",
+            ),
             &["operation", "status"],
         )
         .expect("static metric definition");
         let bytes = IntCounterVec::new(
-            Opts::new("lode_object_store_bytes_total", "Bytes moved to or from object storage."),
+            Opts::new(
+                "lode_object_store_bytes_total",
+                "Bytes moved to or from object storage.",
+            ),
             &["operation"],
         )
         .expect("static metric definition");
         let duration = HistogramVec::new(
-            HistogramOpts::new("lode_object_store_request_duration_seconds", "Object storage request latency."),
+            HistogramOpts::new(
+                "lode_object_store_request_duration_seconds",
+                "Object storage request latency.",
+            ),
             &["operation"],
         )
         .expect("static metric definition");
@@ -77,7 +86,11 @@ impl Metrics {
         let _ = registry.register(Box::new(requests.clone()));
         let _ = registry.register(Box::new(bytes.clone()));
         let _ = registry.register(Box::new(duration.clone()));
-        Metrics { requests, bytes, duration }
+        Metrics {
+            requests,
+            bytes,
+            duration,
+        }
     }
 }
 
@@ -93,7 +106,11 @@ impl ObjectStorage {
     /// Builds the backend named by `config`.
     pub fn from_config(config: &StorageConfig, registry: &Registry) -> Result<Self> {
         let (inner, description) = config::build(config)?;
-        Ok(ObjectStorage { inner, metrics: Metrics::new(registry), description })
+        Ok(ObjectStorage {
+            inner,
+            metrics: Metrics::new(registry),
+            description,
+        })
     }
 
     /// An in-memory store, for tests.
@@ -112,7 +129,9 @@ impl ObjectStorage {
 
     pub async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
         let len = data.len() as u64;
-        let r = self.timed("put", self.inner.put(&Path::from(key), PutPayload::from(data))).await;
+        let r = self
+            .timed("put", self.inner.put(&Path::from(key), PutPayload::from(data)))
+            .await;
         self.outcome("put", key, r.map(|_| ()))?;
         self.metrics.bytes.with_label_values(&["put"]).inc_by(len);
         Ok(())
@@ -127,7 +146,10 @@ impl ObjectStorage {
             })
             .await;
         let bytes = self.outcome("get", key, r)?;
-        self.metrics.bytes.with_label_values(&["get"]).inc_by(bytes.len() as u64);
+        self.metrics
+            .bytes
+            .with_label_values(&["get"])
+            .inc_by(bytes.len() as u64);
         Ok(bytes)
     }
 
@@ -176,7 +198,11 @@ impl ObjectStorage {
             }
             Err(source) => {
                 self.metrics.requests.with_label_values(&[op, "error"]).inc();
-                Err(StorageError::Backend { op, key: key.to_string(), source })
+                Err(StorageError::Backend {
+                    op,
+                    key: key.to_string(),
+                    source,
+                })
             }
         }
     }
@@ -207,7 +233,9 @@ mod tests {
     async fn filesystem_backend_persists() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = StorageConfig {
-            filesystem: FilesystemConfig { directory: dir.path().join("chunks").to_string_lossy().into_owned() },
+            filesystem: FilesystemConfig {
+                directory: dir.path().join("chunks").to_string_lossy().into_owned(),
+            },
             ..StorageConfig::default()
         };
         let reg = Registry::new();

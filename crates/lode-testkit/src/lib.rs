@@ -28,7 +28,9 @@ pub struct DataDir {
 
 impl DataDir {
     pub fn new() -> anyhow::Result<Self> {
-        Ok(DataDir { dir: tempfile::tempdir()? })
+        Ok(DataDir {
+            dir: tempfile::tempdir()?,
+        })
     }
     pub fn path(&self) -> &Path {
         self.dir.path()
@@ -65,11 +67,17 @@ impl LodeProcess {
             Ok(l) => l,
             Err(_) => {
                 let _ = child.kill();
-                bail!("lode did not become ready; log:\n{}", log.lock().unwrap_or_else(|p| p.into_inner()).join("\n"));
+                bail!(
+                    "lode did not become ready; log:\n{}",
+                    log.lock().unwrap_or_else(|p| p.into_inner()).join("\n")
+                );
             }
         };
         let v: Value = serde_json::from_str(&ready).with_context(|| format!("ready line is not JSON: {ready}"))?;
-        let addr = v["fields"]["addr"].as_str().context("ready line has no addr")?.to_string();
+        let addr = v["fields"]["addr"]
+            .as_str()
+            .context("ready line has no addr")?
+            .to_string();
         let p = LodeProcess {
             child,
             base: format!("http://{addr}"),
@@ -141,7 +149,12 @@ impl LodeProcess {
     }
 
     /// GET `path` with query parameters; returns status and body text.
-    pub async fn get(&self, path: &str, params: &[(&str, &str)], headers: &[(&str, &str)]) -> anyhow::Result<(u16, String)> {
+    pub async fn get(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(u16, String)> {
         let mut req = self.http.get(format!("{}{path}", self.base)).query(params);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -178,7 +191,12 @@ pub fn streams(v: &Value) -> Vec<(Value, Vec<(String, String)>)> {
                         .as_array()
                         .map(|vs| {
                             vs.iter()
-                                .map(|e| (e[0].as_str().unwrap_or("").to_string(), e[1].as_str().unwrap_or("").to_string()))
+                                .map(|e| {
+                                    (
+                                        e[0].as_str().unwrap_or("").to_string(),
+                                        e[1].as_str().unwrap_or("").to_string(),
+                                    )
+                                })
                                 .collect()
                         })
                         .unwrap_or_default();
