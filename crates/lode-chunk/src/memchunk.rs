@@ -19,15 +19,10 @@ pub struct MemChunk {
     block_size: usize,
     codec: Codec,
     level: i32,
-    /// Created on the first cut and kept: context setup would otherwise cost more than
-    /// compressing a small block.
-    cctx: Option<CCtx<'static>>,
     /// Header followed by the payloads of cut blocks.
     body: Vec<u8>,
     blocks: Vec<BlockMeta>,
     head: Block,
-    /// Reused buffer for the columns of the block being cut.
-    columns: Vec<u8>,
     num_entries: u64,
     min_ts: Option<i64>,
     max_ts: Option<i64>,
@@ -70,11 +65,9 @@ impl MemChunk {
             block_size: block_size.min(MAX_BLOCK_BYTES / 4),
             codec,
             level,
-            cctx: None,
             body: format::header(codec).to_vec(),
             blocks: Vec::new(),
             head: Block::default(),
-            columns: Vec::new(),
             num_entries: 0,
             min_ts: None,
             max_ts: None,
@@ -109,33 +102,38 @@ impl MemChunk {
         let (Some(min_ts), Some(max_ts)) = (self.head.min_ts(), self.head.max_ts()) else {
             return Ok(());
         };
-        self.columns.clear();
-        self.head.encode_columns(&mut self.columns);
-        let [lines, meta] = self.head.text_parts();
-        let plain_len = lines.len() + meta.len() + self.columns.len();
-        debug_assert!(plain_len <= MAX_BLOCK_BYTES);
         let offset = self.body.len();
-        match self.codec {
-            Codec::None => {
-                for part in [lines, meta, &self.columns] {
-                    self.body.extend_from_slice(part);
+        let plain_len = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            let Scratch { cctx, columns } = &mut *scratch;
+            columns.clear();
+            self.head.encode_columns(columns);
+            let [lines, meta] = self.head.text_parts();
+            let plain_len = lines.len() + meta.len() + columns.len();
+            debug_assert!(plain_len <= MAX_BLOCK_BYTES);
+            match self.codec {
+                Codec::None => {
+                    for part in [lines, meta, columns.as_slice()] {
+                        self.body.extend_from_slice(part);
+                    }
+                }
+                Codec::Zstd => {
+                    let cctx = match cctx {
+                        Some((level, c)) if *level == self.level => c,
+                        slot => &mut slot.insert((self.level, new_cctx(self.level)?)).1,
+                    };
+                    self.body.reserve(zstd::zstd_safe::compress_bound(plain_len) + 64);
+                    if let Err(e) = compress_parts(cctx, [lines, meta, columns], plain_len, &mut self.body) {
+                        // Leave the body as it was and the context ready for the next frame;
+                        // the head keeps its entries.
+                        self.body.truncate(offset);
+                        let _ = cctx.reset(ResetDirective::SessionOnly);
+                        return Err(e);
+                    }
                 }
             }
-            Codec::Zstd => {
-                let cctx = match &mut self.cctx {
-                    Some(c) => c,
-                    None => self.cctx.insert(new_cctx(self.level)?),
-                };
-                self.body.reserve(zstd::zstd_safe::compress_bound(plain_len) + 64);
-                if let Err(e) = compress_parts(cctx, [lines, meta, &self.columns], plain_len, &mut self.body) {
-                    // Leave the body as it was and the context ready for the next frame; the
-                    // head keeps its entries.
-                    self.body.truncate(offset);
-                    let _ = cctx.reset(ResetDirective::SessionOnly);
-                    return Err(e);
-                }
-            }
-        }
+            Ok(plain_len)
+        })?;
         let payload = self.body.get(offset..).unwrap_or_default();
         self.blocks.push(BlockMeta {
             min_ts,
@@ -146,7 +144,9 @@ impl MemChunk {
             num_entries: self.head.len() as u32,
             crc32: crc32fast::hash(payload),
         });
-        self.head.clear();
+        // Release the head's buffers rather than keep ~block_size per stream: with many
+        // streams, memory held by idle heads would dwarf the data.
+        self.head = Block::default();
         Ok(())
     }
 
@@ -307,6 +307,20 @@ impl MemChunk {
             head: Some(&self.head),
         }
     }
+}
+
+/// Per-thread compression state. A zstd context costs far more memory than a small stream's
+/// data, so streams borrow the thread's instead of each keeping one; reusing it also skips
+/// context setup, which would otherwise cost more than compressing a small block.
+struct Scratch {
+    cctx: Option<(i32, CCtx<'static>)>,
+    /// The columns of the block being cut.
+    columns: Vec<u8>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> =
+        const { std::cell::RefCell::new(Scratch { cctx: None, columns: Vec::new() }) };
 }
 
 fn new_cctx(level: i32) -> Result<CCtx<'static>> {
