@@ -681,3 +681,83 @@ async fn labels_values_and_operations() {
             .starts_with("3.")
     );
 }
+
+#[tokio::test]
+async fn tenants_are_separate_and_refusals_are_counted() {
+    let data = DataDir::new().unwrap();
+    let p = LodeProcess::start(BIN, &data, &["-auth.enabled=true"]).await.unwrap();
+    let t0 = now_ns() - 10_000_000_000;
+    let push = |tenant: &'static str, line: &'static str| {
+        let body = v1(json!({"app": "shared"}), json!([[t0.to_string(), line]]));
+        let p = &p;
+        async move {
+            p.post("/loki/api/v1/push", &[JSON, ("X-Scope-OrgID", tenant)], body)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(push("team-a", "a's secret").await.0, 204);
+    assert_eq!(push("team-b", "b's line").await.0, 204);
+    let (s, body) = p
+        .post(
+            "/loki/api/v1/push",
+            &[JSON],
+            v1(json!({"app": "x"}), json!([[t0.to_string(), "x"]])),
+        )
+        .await
+        .unwrap();
+    assert_eq!((s, body.trim()), (401, "no org id"));
+    let q = |tenant: &'static str| {
+        let p = &p;
+        let (start, end) = ((t0 - 1).to_string(), (t0 + 1).to_string());
+        async move {
+            let params = [
+                ("query", r#"{app="shared"}"#),
+                ("start", start.as_str()),
+                ("end", end.as_str()),
+            ];
+            let (s, body) = p
+                .get("/loki/api/v1/query_range", &params, &[("X-Scope-OrgID", tenant)])
+                .await
+                .unwrap();
+            assert_eq!(s, 200, "{body}");
+            streams(&serde_json::from_str(&body).unwrap())
+        }
+    };
+    for round in ["memory", "store"] {
+        assert_eq!(
+            q("team-a").await,
+            vec![(
+                json!({"app": "shared"}),
+                vec![(t0.to_string(), "a's secret".to_string())]
+            )],
+            "{round}"
+        );
+        assert_eq!(
+            q("team-b").await,
+            vec![(json!({"app": "shared"}), vec![(t0.to_string(), "b's line".to_string())])],
+            "{round}"
+        );
+        assert!(q("team-c").await.is_empty(), "{round}");
+        let (_, labels) = p
+            .get("/loki/api/v1/labels", &[], &[("X-Scope-OrgID", "team-c")])
+            .await
+            .unwrap();
+        assert_eq!(labels, r#"{"data":[],"status":"success"}"#, "{round}");
+        assert_eq!(p.post("/flush", &[], vec![]).await.unwrap().0, 204);
+    }
+    // A refused line is counted by reason and tenant.
+    let body = v1(json!({"app": "big"}), json!([[t0.to_string(), "x".repeat(300_000)]]));
+    assert_eq!(
+        p.post("/loki/api/v1/push", &[JSON, ("X-Scope-OrgID", "team-a")], body)
+            .await
+            .unwrap()
+            .0,
+        400
+    );
+    let (_, metrics) = p.get("/metrics", &[], &[]).await.unwrap();
+    assert!(
+        metrics.contains(r#"loki_discarded_samples_total{reason="line_too_long",tenant="team-a"} 1"#),
+        "{metrics}"
+    );
+}

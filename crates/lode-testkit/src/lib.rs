@@ -1,7 +1,10 @@
 //! Test helpers for Lode's integration tests: start the real `lode` binary on a loopback port
 //! chosen by the OS, with its own temporary data directory, wait until it is ready, stop it
 //! gracefully (SIGTERM) or brutally (SIGKILL), restart it on the same data, and speak Loki's
-//! HTTP API to it.
+//! HTTP API to it. `s3` starts a real S3-compatible server for the object-store tests.
+
+mod s3;
+pub use s3::S3Server;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
