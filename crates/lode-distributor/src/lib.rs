@@ -17,7 +17,7 @@ use lode_model::labels::ring_token;
 use lode_model::limits::LimitsConfig;
 use lode_model::metrics::Discards;
 use lode_model::time::now_nanos;
-use lode_model::{ApiError, Entry, ErrorCode, Labels};
+use lode_model::{ApiError, Entry, ErrorCode};
 use lode_ring::Ring;
 use validate::{group_messages, validate_entry, validate_labels};
 
@@ -99,50 +99,54 @@ impl Distributor {
         let now = now_nanos();
         let mut refusals = Vec::new();
         let mut batches: Vec<StreamBatch> = Vec::new();
-        let mut index: HashMap<Labels, usize> = HashMap::new();
+        // Streams of this request by fingerprint, to merge repeats of the same label set.
+        let mut index: HashMap<u64, Vec<usize>> = HashMap::new();
+        let (mut lines, mut bytes) = (0usize, 0usize);
         for stream in req.streams {
-            let bytes: usize = stream.entries.iter().map(Entry::size).sum();
-            self.metrics
-                .lines_received
-                .with_label_values(&[tenant])
-                .inc_by(stream.entries.len() as u64);
-            self.metrics
-                .bytes_received
-                .with_label_values(&[tenant])
-                .inc_by(bytes as u64);
             if stream.entries.is_empty() {
                 continue;
             }
+            let stream_bytes: usize = stream.entries.iter().map(Entry::size).sum();
+            lines += stream.entries.len();
+            bytes += stream_bytes;
             let labels = match validate_labels(&stream.labels, &self.limits) {
                 Ok(l) => l,
                 Err(r) => {
-                    self.metrics.discard(r.reason, tenant, stream.entries.len(), bytes);
+                    self.metrics
+                        .discard(r.reason, tenant, stream.entries.len(), stream_bytes);
                     refusals.push(r.message);
                     continue;
                 }
             };
-            let shown = labels.to_string();
-            let mut kept = Vec::with_capacity(stream.entries.len());
-            for mut entry in stream.entries {
-                match validate_entry(&mut entry, &shown, &self.limits, now) {
-                    Ok(()) => kept.push(entry),
-                    Err(r) => {
-                        self.metrics.discard(r.reason, tenant, 1, entry.size());
-                        refusals.push(r.message);
-                    }
+            let mut entries = stream.entries;
+            entries.retain_mut(|entry| match validate_entry(entry, &labels, &self.limits, now) {
+                Ok(()) => true,
+                Err(r) => {
+                    self.metrics.discard(r.reason, tenant, 1, entry.size());
+                    refusals.push(r.message);
+                    false
                 }
-            }
-            if kept.is_empty() {
+            });
+            if entries.is_empty() {
                 continue;
             }
-            match index.get(&labels) {
-                Some(&i) => batches[i].entries.extend(kept),
+            let same = index.entry(labels.fingerprint()).or_default();
+            match same.iter().find(|&&i| batches[i].labels == labels) {
+                Some(&i) => batches[i].entries.extend(entries),
                 None => {
-                    index.insert(labels.clone(), batches.len());
-                    batches.push(StreamBatch { labels, entries: kept });
+                    same.push(batches.len());
+                    batches.push(StreamBatch { labels, entries });
                 }
             }
         }
+        self.metrics
+            .lines_received
+            .with_label_values(&[tenant])
+            .inc_by(lines as u64);
+        self.metrics
+            .bytes_received
+            .with_label_values(&[tenant])
+            .inc_by(bytes as u64);
         (batches, refusals)
     }
 
@@ -150,17 +154,30 @@ impl Distributor {
     /// (4xx) messages the ingesters answered with.
     async fn send(&self, tenant: &str, batches: Vec<StreamBatch>) -> Result<Vec<String>, ApiError> {
         let rf = self.replication_factor;
+        let n = batches.len();
         let mut per_instance: HashMap<String, (Vec<usize>, Vec<StreamBatch>)> = HashMap::new();
         {
             let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
-            for (i, batch) in batches.iter().enumerate() {
+            for (i, batch) in batches.into_iter().enumerate() {
                 let owners = ring
                     .get(ring_token(tenant, &batch.labels), rf)
                     .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
-                for owner in owners {
-                    let slot = per_instance.entry(owner.to_string()).or_default();
-                    slot.0.push(i);
-                    slot.1.push(batch.clone());
+                // Every replica but the last gets a copy; the last takes the batch itself.
+                let mut batch = Some(batch);
+                for (k, owner) in owners.iter().enumerate() {
+                    let b = if k + 1 == owners.len() {
+                        batch.take()
+                    } else {
+                        batch.clone()
+                    };
+                    let Some(b) = b else { continue };
+                    if !per_instance.contains_key(*owner) {
+                        per_instance.insert(owner.to_string(), Default::default());
+                    }
+                    if let Some(slot) = per_instance.get_mut(*owner) {
+                        slot.0.push(i);
+                        slot.1.push(b);
+                    }
                 }
             }
         }
@@ -180,7 +197,7 @@ impl Distributor {
         });
         let results = futures::future::join_all(calls).await;
         let quorum = rf / 2 + 1;
-        let mut acks = vec![0usize; batches.len()];
+        let mut acks = vec![0usize; n];
         let mut client_messages: Vec<String> = Vec::new();
         let mut server_error: Option<ApiError> = None;
         for (streams, r) in results {

@@ -56,14 +56,13 @@ pub fn validate_labels(text: &str, limits: &LimitsConfig) -> Result<Labels, Refu
             "error at least one label pair is required per stream".into(),
         ));
     }
-    let shown = labels.to_string();
     // Loki does not count the synthetic service_name label against the limit.
     let counted = labels.iter().filter(|(n, _)| *n != "service_name").count();
     if counted > limits.max_label_names_per_series {
         return Err(refuse(
             reason::MAX_LABEL_NAMES,
             format!(
-                "entry for stream '{shown}' has {counted} label names; limit {}",
+                "entry for stream '{labels}' has {counted} label names; limit {}",
                 limits.max_label_names_per_series
             ),
         ));
@@ -72,13 +71,13 @@ pub fn validate_labels(text: &str, limits: &LimitsConfig) -> Result<Labels, Refu
         if name.len() > limits.max_label_name_length {
             return Err(refuse(
                 reason::LABEL_NAME_TOO_LONG,
-                format!("stream '{shown}' has label name too long: '{name}'"),
+                format!("stream '{labels}' has label name too long: '{name}'"),
             ));
         }
         if value.len() > limits.max_label_value_length {
             return Err(refuse(
                 reason::LABEL_VALUE_TOO_LONG,
-                format!("stream '{shown}' has label value too long: '{value}'"),
+                format!("stream '{labels}' has label value too long: '{value}'"),
             ));
         }
     }
@@ -87,7 +86,8 @@ pub fn validate_labels(text: &str, limits: &LimitsConfig) -> Result<Labels, Refu
 
 /// Validates one entry of a stream at time `now` (ns). May truncate the line in place when
 /// `max_line_size_truncate` is on.
-pub fn validate_entry(entry: &mut Entry, stream: &str, limits: &LimitsConfig, now: i64) -> Result<(), Refusal> {
+/// `stream` is only printed when the entry is refused, so the common path formats nothing.
+pub fn validate_entry(entry: &mut Entry, stream: &Labels, limits: &LimitsConfig, now: i64) -> Result<(), Refusal> {
     if limits.reject_old_samples {
         let oldest = now.saturating_sub(limits.reject_old_samples_max_age.as_nanos_i64());
         if entry.ts < oldest {
@@ -202,27 +202,25 @@ mod tests {
     fn entry_refusals() {
         let l = LimitsConfig::default();
         let now = 1_700_000_000 * NANOS_PER_SEC;
+        let s = Labels::parse(r#"{s="s"}"#).unwrap();
         let mut e = Entry::new(now - 8 * 24 * 3600 * NANOS_PER_SEC, "x");
-        let r = validate_entry(&mut e, "{a=\"b\"}", &l, now).unwrap_err();
+        let r = validate_entry(&mut e, &Labels::parse("{a=\"b\"}").unwrap(), &l, now).unwrap_err();
         assert_eq!(
             r.message,
             "entry for stream '{a=\"b\"}' has timestamp too old: 2023-11-06T22:13:20Z, oldest acceptable timestamp is: 2023-11-07T22:13:20Z"
         );
         let mut e = Entry::new(now + 11 * 60 * NANOS_PER_SEC, "x");
-        assert_eq!(
-            validate_entry(&mut e, "s", &l, now).unwrap_err().reason,
-            reason::TOO_NEW
-        );
+        assert_eq!(validate_entry(&mut e, &s, &l, now).unwrap_err().reason, reason::TOO_NEW);
         let mut e = Entry::new(now, "x".repeat(256 * 1024 + 1));
         assert_eq!(
-            validate_entry(&mut e, "s", &l, now).unwrap_err().message,
-            "max entry size '262144' bytes exceeded for stream 's' while adding an entry with length '262145' bytes"
+            validate_entry(&mut e, &s, &l, now).unwrap_err().message,
+            "max entry size '262144' bytes exceeded for stream '{s=\"s\"}' while adding an entry with length '262145' bytes"
         );
         let t = LimitsConfig {
             max_line_size_truncate: true,
             ..l
         };
-        validate_entry(&mut e, "s", &t, now).unwrap();
+        validate_entry(&mut e, &s, &t, now).unwrap();
         assert_eq!(e.line.len(), 256 * 1024);
     }
 
