@@ -761,3 +761,20 @@ async fn tenants_are_separate_and_refusals_are_counted() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_bad_config_file_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.yaml");
+    std::fs::write(&cfg, "ingester:\n  chunk_idle_perod: 30m\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg(format!("-config.file={}", cfg.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `chunk_idle_perod`"), "{err}");
+    let out = std::process::Command::new(BIN).arg("-no.such.flag=1").output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown flag -no.such.flag"));
+}

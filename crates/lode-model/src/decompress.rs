@@ -1,5 +1,7 @@
-//! The one place that inflates untrusted bytes. Every decoder reads through a cap, so a length
-//! field or a compression bomb can never make us allocate more than the caller allows.
+//! The one place that inflates untrusted request bodies. Every decoder reads through a cap, so a
+//! length field or a compression bomb can never make us allocate more than the caller allows.
+//! (Chunk blocks are inflated by `lode-chunk` into a buffer of exactly the length its checksummed
+//! block table records, capped at 64 MiB, reusing one zstd context.)
 
 use std::io::Read;
 
@@ -52,15 +54,6 @@ pub fn deflate(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
     } else {
         read_capped(flate2::read::DeflateDecoder::new(data), max, "deflate")
     }
-}
-
-/// zstd frame whose decompressed size is known to be at most `max`.
-pub fn zstd(data: &[u8], max: usize) -> Result<Vec<u8>, DecompressError> {
-    read_capped(
-        zstd::stream::read::Decoder::new(data).map_err(|e| DecompressError::Corrupt(format!("zstd: {e}")))?,
-        max,
-        "zstd",
-    )
 }
 
 fn read_capped(r: impl Read, max: usize, what: &str) -> Result<Vec<u8>, DecompressError> {
