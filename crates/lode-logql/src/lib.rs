@@ -18,10 +18,12 @@ pub mod filter;
 pub mod ip;
 mod literal;
 pub mod matcher;
+pub mod metric;
 pub mod parser;
 pub mod pattern;
 mod printer;
 pub mod regex_compat;
+pub mod stages;
 
 pub use ast::{Expr, FilterOp, FilterOperand, LineFilterExpr, LogExpr, Stage};
 pub use error::{LogqlError, Result};

@@ -1,0 +1,1 @@
+//! The metric query engine: range and vector aggregations, binary operators (being written).

@@ -1,0 +1,1 @@
+//! Log pipeline stages after line filters: parsers, label filters, formatting (being written).
