@@ -19,7 +19,9 @@ use prometheus::Registry;
 pub use config::IngesterConfig;
 use instance::Instance;
 use lode_logql::LogQuery;
-use lode_model::api::{IngesterAdmin, LabelRequest, LogQuerier, LogSelect, Pusher, SelectResult, StreamBatch};
+use lode_model::api::{
+    IngesterAdmin, LabelRequest, LogQuerier, LogSelect, Pusher, SampleResult, SampleSelect, SelectResult, StreamBatch,
+};
 use lode_model::metrics::Discards;
 use lode_model::{ApiError, ErrorCode};
 use lode_storage::ObjectStorage;
@@ -176,6 +178,10 @@ impl LogQuerier for Ingester {
         };
         let (streams, stats) = inst.select(&query, req.start, req.end, req.direction, req.limit)?;
         Ok(SelectResult { streams, stats })
+    }
+
+    async fn select_samples(&self, _tenant: &str, _req: &SampleSelect) -> Result<SampleResult, ApiError> {
+        Err(ApiError::bad_request("metric queries are not supported yet"))
     }
 
     async fn label_names(&self, tenant: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {

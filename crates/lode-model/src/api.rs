@@ -98,10 +98,45 @@ pub struct LabelRequest {
     pub query: Option<String>,
 }
 
+/// A sample query against one source: `query` is the LogQL text of one range aggregation
+/// (e.g. `count_over_time({app="a"} |= "x" [5m])`); the source runs its log pipeline and sample
+/// extractor over entries in `[start, end)` and returns the samples per series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleSelect {
+    pub query: String,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// One extracted sample. `hash` identifies the entry it came from (its line and metadata), so
+/// the querier can drop the copy of an entry that two sources (ingester memory and the store,
+/// or replicas) both returned, without merging legitimately equal samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub ts: i64,
+    pub hash: u64,
+    pub value: f64,
+}
+
+/// Samples of one series, sorted by time. `labels` is the series' printed label set after the
+/// pipeline (stream labels, structured metadata and extracted labels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleSeries {
+    pub labels: String,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SampleResult {
+    pub series: Vec<SampleSeries>,
+    pub stats: QueryStats,
+}
+
 /// A source of log data: the ingesters' memory, or flushed chunks in the store.
 #[async_trait]
 pub trait LogQuerier: Send + Sync {
     async fn select_logs(&self, tenant: &str, req: &LogSelect) -> Result<SelectResult, ApiError>;
+    async fn select_samples(&self, tenant: &str, req: &SampleSelect) -> Result<SampleResult, ApiError>;
     async fn label_names(&self, tenant: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError>;
     async fn label_values(&self, tenant: &str, name: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError>;
 }
@@ -120,10 +155,30 @@ pub struct RangeQuery {
     pub interval: i64,
 }
 
+/// `query` (instant) parameters after HTTP parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantQuery {
+    pub query: String,
+    pub time: i64,
+    pub limit: usize,
+    pub direction: Direction,
+}
+
+/// A series of a matrix result: printed labels and `(ts ns, value)` points, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixSeries {
+    pub labels: Vec<(String, String)>,
+    pub points: Vec<(i64, f64)>,
+}
+
 /// A query's answer, in the result types Loki's JSON has.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryData {
     Streams(Vec<Stream>),
+    Matrix(Vec<MatrixSeries>),
+    /// `(labels, ts ns, value)` per element, in result order.
+    Vector(Vec<(Vec<(String, String)>, i64, f64)>),
+    Scalar(i64, f64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +193,7 @@ pub struct QueryResponse {
 #[async_trait]
 pub trait QueryHandler: Send + Sync {
     async fn query_range(&self, tenant: &str, req: RangeQuery) -> Result<QueryResponse, ApiError>;
+    async fn query_instant(&self, tenant: &str, req: InstantQuery) -> Result<QueryResponse, ApiError>;
     async fn label_names(&self, tenant: &str, req: LabelRequest) -> Result<Vec<String>, ApiError>;
     async fn label_values(&self, tenant: &str, name: &str, req: LabelRequest) -> Result<Vec<String>, ApiError>;
 }

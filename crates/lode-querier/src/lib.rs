@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use lode_logql::LogQuery;
 use lode_model::api::{
-    LabelRequest, LogQuerier, LogSelect, QueryData, QueryHandler, QueryResponse, QueryStats, RangeQuery,
+    InstantQuery, LabelRequest, LogQuerier, LogSelect, QueryData, QueryHandler, QueryResponse, QueryStats, RangeQuery,
 };
 use lode_model::limits::LimitsConfig;
 use lode_model::time::{ConfigDuration, format_go_duration, now_nanos};
@@ -264,6 +264,16 @@ impl QueryHandler for Querier {
             stats,
             exec_time: started.elapsed().as_secs_f64(),
         })
+    }
+
+    async fn query_instant(&self, _tenant: &str, req: InstantQuery) -> Result<QueryResponse, ApiError> {
+        let expr = lode_logql::parse_expr(&req.query).map_err(ApiError::from)?;
+        if matches!(expr, lode_logql::Expr::Log(_)) {
+            return Err(ApiError::bad_request(
+                "log queries are not supported as an instant query type, please change your query to a range query type",
+            ));
+        }
+        Err(ApiError::bad_request("metric queries are not supported yet"))
     }
 
     async fn label_names(&self, tenant: &str, req: LabelRequest) -> Result<Vec<String>, ApiError> {

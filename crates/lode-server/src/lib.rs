@@ -48,6 +48,7 @@ pub fn router(h: Handlers) -> Router {
             "/loki/api/v1/query_range",
             get(query::query_range).post(query::query_range),
         )
+        .route("/loki/api/v1/query", get(query::query).post(query::query))
         .route("/loki/api/v1/labels", get(query::labels).post(query::labels))
         .route("/loki/api/v1/label", get(query::labels).post(query::labels))
         .route(

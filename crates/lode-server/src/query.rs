@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use lode_model::api::{LabelRequest, RangeQuery};
+use lode_model::api::{InstantQuery, LabelRequest, RangeQuery};
 use lode_model::time::{NANOS_PER_SEC, now_nanos, parse_duration, parse_timestamp};
 use lode_model::{ApiError, Direction, ErrorCode};
 
@@ -59,12 +59,8 @@ fn parse_step(s: &str) -> Result<i64, String> {
         .map_err(|_| format!("cannot parse {s:?} to a valid duration"))
 }
 
-fn range_query(p: &Params) -> HttpResult<RangeQuery> {
-    let query = p
-        .get("query")
-        .ok_or_else(|| bad_request("query parameter is required"))?
-        .to_string();
-    let limit = match p.get("limit") {
+fn parse_limit(p: &Params) -> HttpResult<usize> {
+    match p.get("limit") {
         Some(s) => {
             let n: i64 = s
                 .parse()
@@ -72,14 +68,26 @@ fn range_query(p: &Params) -> HttpResult<RangeQuery> {
             if n <= 0 {
                 return Err(bad_request("limit must be a positive value"));
             }
-            usize::try_from(n).unwrap_or(usize::MAX)
+            Ok(usize::try_from(n).unwrap_or(usize::MAX))
         }
-        None => DEFAULT_LIMIT,
-    };
-    let direction = match p.get("direction") {
-        Some(d) => Direction::parse(d).ok_or_else(|| bad_request(format!("invalid direction '{d}'")))?,
-        None => Direction::Backward,
-    };
+        None => Ok(DEFAULT_LIMIT),
+    }
+}
+
+fn parse_direction(p: &Params) -> HttpResult<Direction> {
+    match p.get("direction") {
+        Some(d) => Direction::parse(d).ok_or_else(|| bad_request(format!("invalid direction '{d}'"))),
+        None => Ok(Direction::Backward),
+    }
+}
+
+fn range_query(p: &Params) -> HttpResult<RangeQuery> {
+    let query = p
+        .get("query")
+        .ok_or_else(|| bad_request("query parameter is required"))?
+        .to_string();
+    let limit = parse_limit(p)?;
+    let direction = parse_direction(p)?;
     let (start, end) = bounds(p)?;
     let step = match p.get("step") {
         Some(s) => parse_step(s).map_err(bad_request)?,
@@ -124,6 +132,38 @@ pub(crate) async fn query_range(
     let p = Params::parse(q.as_deref(), &headers, &body);
     let req = range_query(&p)?;
     let resp = querier.query_range(&tenant, req).await?;
+    Ok(render::query_response(&resp, render::encoding_flags(&headers)))
+}
+
+fn instant_query(p: &Params) -> HttpResult<InstantQuery> {
+    let query = p
+        .get("query")
+        .ok_or_else(|| bad_request("query parameter is required"))?
+        .to_string();
+    let limit = parse_limit(p)?;
+    let direction = parse_direction(p)?;
+    let time = match p.get("time") {
+        Some(s) => parse_timestamp(s).map_err(bad_request)?,
+        None => now_nanos(),
+    };
+    Ok(InstantQuery {
+        query,
+        time,
+        limit,
+        direction,
+    })
+}
+
+pub(crate) async fn query(
+    axum::extract::State(h): State,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HttpResult<Response> {
+    let tenant = tenant(&h, &headers)?;
+    let querier = querier(&h)?;
+    let req = instant_query(&Params::parse(q.as_deref(), &headers, &body))?;
+    let resp = querier.query_instant(&tenant, req).await?;
     Ok(render::query_response(&resp, render::encoding_flags(&headers)))
 }
 

@@ -105,6 +105,38 @@ fn stream_pairs(printed: &str) -> Vec<(String, String)> {
     Labels::parse(printed).map(Labels::into_pairs).unwrap_or_default()
 }
 
+fn metric(labels: &[(String, String)]) -> Value {
+    Value::Object(
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+/// A sample time as Prometheus prints it: seconds as a JSON number, at most millisecond
+/// precision, no fraction when whole.
+fn prom_time(ns: i64) -> Value {
+    let ms = ns.div_euclid(1_000_000);
+    if ms % 1000 == 0 {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
+}
+
+/// A sample value as Prometheus prints it (Go's `FormatFloat(v, 'f', -1, 64)`), with
+/// `NaN`, `+Inf` and `-Inf`.
+fn prom_value(v: f64) -> Value {
+    Value::String(if v.is_nan() {
+        "NaN".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else {
+        format!("{v}")
+    })
+}
+
 pub(crate) fn stats_json(s: &QueryStats, exec_time: f64, returned: usize) -> Value {
     let per_sec = |n: u64| {
         if exec_time > 0.0 {
@@ -147,15 +179,54 @@ pub(crate) fn query_response(r: &QueryResponse, flags: Vec<String>) -> Response 
             } else {
                 plain_streams(streams)
             };
-            ("streams", result, returned)
+            ("streams", Value::Array(result), returned)
         }
+        QueryData::Matrix(series) => {
+            let result = series
+                .iter()
+                .map(|s| {
+                    let values: Vec<Value> = s
+                        .points
+                        .iter()
+                        .map(|(t, v)| json!([prom_time(*t), prom_value(*v)]))
+                        .collect();
+                    json!({"metric": metric(&s.labels), "values": values})
+                })
+                .collect();
+            ("matrix", Value::Array(result), series.len())
+        }
+        QueryData::Vector(samples) => {
+            let result = samples
+                .iter()
+                .map(|(labels, t, v)| json!({"metric": metric(labels), "value": [prom_time(*t), prom_value(*v)]}))
+                .collect();
+            ("vector", Value::Array(result), samples.len())
+        }
+        QueryData::Scalar(t, v) => ("scalar", json!([prom_time(*t), prom_value(*v)]), 1),
     };
     let mut data = serde_json::Map::new();
     data.insert("resultType".into(), Value::String(result_type.into()));
     if categorize {
         data.insert("encodingFlags".into(), json!(flags));
     }
-    data.insert("result".into(), Value::Array(result));
+    data.insert("result".into(), result);
     data.insert("stats".into(), stats_json(&r.stats, r.exec_time, returned));
     json_response(serde_json::to_vec(&json!({"status": "success", "data": data})).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_number_forms() {
+        assert_eq!(prom_time(4_000_000_000 * 1_000_000_000), json!(4_000_000_000i64));
+        assert_eq!(prom_time(1_588_889_221_500_000_000).to_string(), "1588889221.5");
+        assert_eq!(prom_time(1_588_889_221_123_456_789).to_string(), "1588889221.123");
+        assert_eq!(prom_value(2.0), json!("2"));
+        assert_eq!(prom_value(0.1), json!("0.1"));
+        assert_eq!(prom_value(f64::NAN), json!("NaN"));
+        assert_eq!(prom_value(f64::NEG_INFINITY), json!("-Inf"));
+        assert_eq!(prom_value(1e21), json!("1000000000000000000000"));
+    }
 }
