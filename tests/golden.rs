@@ -64,20 +64,18 @@ fn parse_case(name: &str, text: &str) -> Case {
     let mut params = Vec::new();
     let mut query = String::new();
     for line in text.lines() {
-        if let Some(kv) = line.strip_prefix("# ") {
-            if let Some((k, v)) = kv.split_once(':') {
-                let (k, v) = (k.trim(), v.trim());
-                let v = match v.strip_prefix('+') {
-                    Some(off) => (BASE_S + off.parse::<i64>().unwrap()).to_string(),
-                    None => v.to_string(),
-                };
-                if k == "endpoint" {
-                    endpoint = v;
-                } else {
-                    params.push((k.to_string(), v));
-                }
-                continue;
+        if let Some((k, v)) = line.strip_prefix("# ").and_then(|kv| kv.split_once(':')) {
+            let (k, v) = (k.trim(), v.trim());
+            let v = match v.strip_prefix('+') {
+                Some(off) => (BASE_S + off.parse::<i64>().unwrap()).to_string(),
+                None => v.to_string(),
+            };
+            if k == "endpoint" {
+                endpoint = v;
+            } else {
+                params.push((k.to_string(), v));
             }
+            continue;
         }
         query.push_str(line);
         query.push('\n');

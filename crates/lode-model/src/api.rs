@@ -171,13 +171,21 @@ pub struct MatrixSeries {
     pub points: Vec<(i64, f64)>,
 }
 
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorSample {
+    pub labels: Vec<(String, String)>,
+    pub ts: i64,
+    pub value: f64,
+}
+
 /// A query's answer, in the result types Loki's JSON has.
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueryData {
     Streams(Vec<Stream>),
     Matrix(Vec<MatrixSeries>),
-    /// `(labels, ts ns, value)` per element, in result order.
-    Vector(Vec<(Vec<(String, String)>, i64, f64)>),
+    /// Elements in result order.
+    Vector(Vec<VectorSample>),
     Scalar(i64, f64),
 }
 

@@ -53,7 +53,9 @@ fn range(q: &str, dir: Direction, limit: usize) -> RangeQuery {
 }
 
 fn lines(r: &QueryResponse) -> Vec<(String, Vec<String>)> {
-    let QueryData::Streams(s) = &r.data;
+    let QueryData::Streams(s) = &r.data else {
+        panic!("not a streams result: {:?}", r.data)
+    };
     s.iter()
         .map(|s| (s.labels.clone(), s.entries.iter().map(|e| e.line.clone()).collect()))
         .collect()

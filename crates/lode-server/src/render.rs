@@ -198,7 +198,7 @@ pub(crate) fn query_response(r: &QueryResponse, flags: Vec<String>) -> Response 
         QueryData::Vector(samples) => {
             let result = samples
                 .iter()
-                .map(|(labels, t, v)| json!({"metric": metric(labels), "value": [prom_time(*t), prom_value(*v)]}))
+                .map(|s| json!({"metric": metric(&s.labels), "value": [prom_time(s.ts), prom_value(s.value)]}))
                 .collect();
             ("vector", Value::Array(result), samples.len())
         }
