@@ -128,13 +128,11 @@ impl Node {
     pub async fn shutdown(self) -> Result<(), AppError> {
         self.stopping.store(true, Ordering::Relaxed);
         let _ = self.shutdown.send(true);
-        let served = self
-            .server
-            .await
-            .map_err(|e| AppError::Serve(std::io::Error::other(e)))?;
+        // Flush whatever happened to the server task: accepted lines must reach the store.
+        let served = self.server.await;
         let _ = self.flush_loop.await;
         self.ingester.shutdown().await?;
-        served?;
+        served.map_err(|e| AppError::Serve(std::io::Error::other(e)))??;
         Ok(())
     }
 }

@@ -17,6 +17,8 @@ pub mod reason {
     pub const TOO_OLD: &str = "greater_than_max_sample_age";
     pub const TOO_NEW: &str = "too_far_in_future";
     pub const LINE_TOO_LONG: &str = "line_too_long";
+    pub const METADATA_TOO_LARGE: &str = "structured_metadata_too_large";
+    pub const METADATA_TOO_MANY: &str = "structured_metadata_too_many";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +109,26 @@ pub fn validate_entry(entry: &mut Entry, stream: &Labels, limits: &LimitsConfig,
             format!(
                 "entry for stream '{stream}' has timestamp too new: {}",
                 rfc3339_secs(entry.ts)
+            ),
+        ));
+    }
+    let sm_max = limits.max_structured_metadata_size.0 as usize;
+    let sm_size: usize = entry.metadata.iter().map(|(n, v)| n.len() + v.len()).sum();
+    if sm_max > 0 && sm_size > sm_max {
+        return Err(refuse(
+            reason::METADATA_TOO_LARGE,
+            format!(
+                "stream '{stream}' has structured metadata too large: '{sm_size}' bytes, limit: '{sm_max}' bytes. Please see `limits_config.max_structured_metadata_size` or contact your Loki administrator to increase it"
+            ),
+        ));
+    }
+    let sm_count_max = limits.max_structured_metadata_entries_count;
+    if sm_count_max > 0 && entry.metadata.len() > sm_count_max {
+        return Err(refuse(
+            reason::METADATA_TOO_MANY,
+            format!(
+                "stream '{stream}' has too many structured metadata labels: '{}', limit: '{sm_count_max}'. Please see `limits_config.max_structured_metadata_entries_count` or contact your Loki administrator to increase it",
+                entry.metadata.len()
             ),
         ));
     }
@@ -222,6 +244,57 @@ mod tests {
         };
         validate_entry(&mut e, &s, &t, now).unwrap();
         assert_eq!(e.line.len(), 256 * 1024);
+    }
+
+    #[test]
+    fn structured_metadata_limits() {
+        let l = LimitsConfig::default();
+        let s = Labels::parse(r#"{a="b"}"#).unwrap();
+        let mut e = Entry {
+            ts: 0,
+            line: "x".into(),
+            metadata: vec![("k".into(), "v".repeat(70_000))],
+        };
+        let r = validate_entry(
+            &mut e,
+            &s,
+            &LimitsConfig {
+                reject_old_samples: false,
+                ..l.clone()
+            },
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, reason::METADATA_TOO_LARGE);
+        assert!(
+            r.message.starts_with(
+                "stream '{a=\"b\"}' has structured metadata too large: '70001' bytes, limit: '65536' bytes."
+            ),
+            "{}",
+            r.message
+        );
+        let mut e = Entry {
+            ts: 0,
+            line: "x".into(),
+            metadata: (0..129).map(|i| (format!("k{i}"), "v".into())).collect(),
+        };
+        let r = validate_entry(
+            &mut e,
+            &s,
+            &LimitsConfig {
+                reject_old_samples: false,
+                ..l
+            },
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(r.reason, reason::METADATA_TOO_MANY);
+        assert!(
+            r.message
+                .contains("has too many structured metadata labels: '129', limit: '128'"),
+            "{}",
+            r.message
+        );
     }
 
     #[test]

@@ -17,6 +17,15 @@ use crate::instance::StreamRef;
 use crate::stream::CutChunk;
 use crate::{Ingester, IngesterError};
 
+/// Runs CPU-heavy work off the async scheduler where the runtime allows it (the multi-thread
+/// runtime of a node; tests on the current-thread runtime run it inline).
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// A chunk to upload, with the stream it came from.
 struct Upload {
     tenant: String,
@@ -63,7 +72,8 @@ impl Ingester {
     pub async fn flush(&self, force: bool) -> Result<(), IngesterError> {
         let _turn = self.flush_lock.lock().await;
         let timer = self.metrics.flush_duration.start_timer();
-        let uploads = self.cut_and_collect(force)?;
+        // Cutting compresses every due head: CPU work that must not stall the async workers.
+        let uploads = blocking(|| self.cut_and_collect(force))?;
         let result = self.upload_and_index(uploads).await;
         timer.observe_duration();
         for inst in self.all_instances() {

@@ -37,7 +37,7 @@ impl Instance {
         }
     }
 
-    pub fn push(&self, batches: Vec<StreamBatch>, s: &Settings) -> Result<InstancePush, IngesterError> {
+    pub fn push(&self, batches: Vec<StreamBatch>, s: &Settings) -> InstancePush {
         let mut out = InstancePush {
             created: 0,
             appended: 0,
@@ -47,29 +47,36 @@ impl Instance {
             refused_bytes: 0,
         };
         for batch in batches {
-            let (stream, created) = self.get_or_create(batch.labels, s);
-            out.created += usize::from(created);
-            let mut st = stream.lock().unwrap_or_else(|p| p.into_inner());
-            let r = st.push(&self.tenant, batch.entries, s.target_size)?;
+            // A stream found in the map may be removed as idle before we lock it; such a stream
+            // is marked, and we look again (creating a new one) instead of writing to an orphan.
+            let r = loop {
+                let (stream, created) = self.get_or_create(&batch.labels, s);
+                let mut st = stream.lock().unwrap_or_else(|p| p.into_inner());
+                if st.removed {
+                    continue;
+                }
+                out.created += usize::from(created);
+                break st.push(&self.tenant, batch.entries, s.target_size);
+            };
             out.appended += r.appended;
             out.appended_bytes += r.appended_bytes;
             out.refused.extend(r.refused);
             out.refused_lines += r.refused_lines;
             out.refused_bytes += r.refused_bytes;
         }
-        Ok(out)
+        out
     }
 
-    fn get_or_create(&self, labels: Labels, s: &Settings) -> (StreamRef, bool) {
-        if let Some(st) = self.streams.read().unwrap_or_else(|p| p.into_inner()).get(&labels) {
+    fn get_or_create(&self, labels: &Labels, s: &Settings) -> (StreamRef, bool) {
+        if let Some(st) = self.streams.read().unwrap_or_else(|p| p.into_inner()).get(labels) {
             return (st.clone(), false);
         }
         let mut map = self.streams.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(st) = map.get(&labels) {
+        if let Some(st) = map.get(labels) {
             return (st.clone(), false);
         }
         let st = Arc::new(Mutex::new(Stream::new(labels.clone(), s.block_size, s.zstd_level)));
-        map.insert(labels, st.clone());
+        map.insert(labels.clone(), st.clone());
         (st, true)
     }
 
@@ -92,8 +99,11 @@ impl Instance {
         let mut map = self.streams.write().unwrap_or_else(|p| p.into_inner());
         let before = map.len();
         map.retain(|_, st| {
-            let st = st.lock().unwrap_or_else(|p| p.into_inner());
-            !(st.is_empty() && now.duration_since(st.last_append) >= idle)
+            let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+            let remove = st.is_empty() && now.duration_since(st.last_append) >= idle;
+            // A pusher holding this stream's Arc sees the mark and looks it up again.
+            st.removed |= remove;
+            !remove
         });
         before - map.len()
     }

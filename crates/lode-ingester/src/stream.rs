@@ -36,6 +36,8 @@ pub(crate) struct Stream {
     last: Option<Entry>,
     /// Cut chunks not yet confirmed flushed, oldest first.
     pub pending: Vec<Arc<CutChunk>>,
+    /// Set when the stream is dropped from its tenant's map; pushes must not write to it.
+    pub removed: bool,
     block_size: usize,
     zstd_level: i32,
 }
@@ -61,6 +63,7 @@ impl Stream {
             last_append: Instant::now(),
             last: None,
             pending: Vec::new(),
+            removed: false,
             block_size,
             zstd_level,
         }
@@ -69,32 +72,41 @@ impl Stream {
     /// Appends entries in order. A line older than the newest accepted one is refused; an exact
     /// duplicate of the newest (same time, line and metadata) is dropped silently; equal times
     /// with different lines are kept.
-    pub fn push(&mut self, tenant: &str, entries: Vec<Entry>, target_size: u64) -> Result<PushOutcome, IngesterError> {
+    pub fn push(&mut self, tenant: &str, entries: Vec<Entry>, target_size: u64) -> PushOutcome {
         let total = entries.len();
-        let mut refused: Vec<i64> = Vec::new();
+        // (timestamp, reason) of each refused entry.
+        let mut refused: Vec<(i64, String)> = Vec::new();
         let mut refused_bytes = 0;
         let mut appended = 0;
         let mut appended_bytes = 0;
         for e in entries {
             if let Some(last) = &self.last {
                 if e.ts < last.ts {
-                    refused.push(e.ts);
                     refused_bytes += e.size();
+                    refused.push((e.ts, OUT_OF_ORDER.to_string()));
                     continue;
                 }
                 if e == *last {
                     continue;
                 }
             }
-            self.head.append(e.ts, &e.line, &e.metadata)?;
+            // A refused entry (too large for a block) costs only itself, never its neighbours.
+            if let Err(err) = self.head.append(e.ts, &e.line, &e.metadata) {
+                refused_bytes += e.size();
+                refused.push((e.ts, err.to_string()));
+                continue;
+            }
             if self.head_opened.is_none() {
                 self.head_opened = Some(Instant::now());
             }
             appended += 1;
             appended_bytes += e.size();
             self.last = Some(e);
-            if self.head.compressed_bytes() >= target_size {
-                self.cut()?;
+            if self.head.compressed_bytes() >= target_size
+                && let Err(err) = self.cut()
+            {
+                // The entries stay in the head; the next push or flush cuts again.
+                tracing::warn!(stream = %self.printed, error = %err, "cannot cut chunk");
             }
         }
         if appended > 0 {
@@ -103,9 +115,9 @@ impl Stream {
         let refused_lines = refused.len();
         let refused = (refused_lines > 0).then(|| {
             let mut msg = String::new();
-            for ts in refused.iter().take(MAX_RETURNED_ERRORS) {
+            for (ts, reason) in refused.iter().take(MAX_RETURNED_ERRORS) {
                 msg.push_str(&format!(
-                    "entry with timestamp {} ignored, reason: '{OUT_OF_ORDER}',\n",
+                    "entry with timestamp {} ignored, reason: '{reason}',\n",
                     go_time_string(*ts)
                 ));
             }
@@ -115,13 +127,13 @@ impl Stream {
             ));
             msg
         });
-        Ok(PushOutcome {
+        PushOutcome {
             appended,
             appended_bytes,
             refused,
             refused_lines,
             refused_bytes,
-        })
+        }
     }
 
     /// Closes the head chunk and queues it for flushing.
@@ -133,9 +145,11 @@ impl Stream {
             return Ok(());
         };
         let entries = self.head.num_entries();
-        let old = std::mem::replace(&mut self.head, MemChunk::new(self.block_size, self.zstd_level));
+        // Encode before replacing the head: if compression fails, the entries stay where they
+        // were instead of vanishing.
+        let bytes = self.head.encode()?;
+        self.head = MemChunk::new(self.block_size, self.zstd_level);
         self.head_opened = None;
-        let bytes = old.into_bytes()?;
         let cref = ChunkRef {
             fingerprint: self.fingerprint,
             from,

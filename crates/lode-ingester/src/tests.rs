@@ -163,3 +163,57 @@ async fn idle_chunks_flush_in_the_background() {
     tx.send(true).unwrap();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn an_entry_too_large_for_a_block_costs_only_itself() {
+    let (ing, _) = ingester(IngesterConfig::default());
+    let huge = "x".repeat(17 << 20);
+    let err = ing
+        .push(
+            "t",
+            vec![
+                batch(r#"{app="a"}"#, &[(1, "before")]),
+                batch(r#"{app="b"}"#, &[(1, huge.as_str()), (2, "small")]),
+                batch(r#"{app="c"}"#, &[(1, "after")]),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.message.contains("ignored, reason: '") && err.message.contains("total ignored: 1 out of 2"),
+        "{}",
+        err.message
+    );
+    let r = ing
+        .select_logs("t", &select(r#"{app=~"a|b|c"}"#, Direction::Forward, 100))
+        .await
+        .unwrap();
+    let mut lines: Vec<&str> = r
+        .streams
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|e| e.line.as_str()))
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["after", "before", "small"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_stream_removed_from_memory_comes_back_on_the_next_push() {
+    let cfg = IngesterConfig {
+        chunk_idle_period: lode_model::time::ConfigDuration::secs(60),
+        ..IngesterConfig::default()
+    };
+    let (ing, _) = ingester(cfg);
+    ing.push("t", vec![batch(r#"{app="a"}"#, &[(1, "one")])]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    ing.flush(false).await.unwrap();
+    ing.flush(false).await.unwrap();
+    let inst = ing.existing_instance("t").unwrap();
+    assert_eq!(inst.num_streams(), 0, "flushed and idle: removed from memory");
+    ing.push("t", vec![batch(r#"{app="a"}"#, &[(2, "two")])]).await.unwrap();
+    let r = ing
+        .select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 100))
+        .await
+        .unwrap();
+    assert_eq!(r.streams[0].entries[0].line, "two");
+}

@@ -24,6 +24,10 @@ pub struct LimitsConfig {
     /// Accept entries out of order within a stream. Lode implements ordered writes only for
     /// now; `true` is refused by `validate`.
     pub unordered_writes: bool,
+    /// Largest structured metadata of one entry (names and values); 0 disables the check.
+    pub max_structured_metadata_size: ByteSize,
+    /// Most structured-metadata pairs on one entry; 0 disables the check.
+    pub max_structured_metadata_entries_count: usize,
     /// Most entries a log query may ask for.
     pub max_entries_limit_per_query: usize,
     /// Longest time range a query may span.
@@ -42,6 +46,8 @@ impl Default for LimitsConfig {
             max_label_name_length: 1024,
             max_label_value_length: 2048,
             unordered_writes: false,
+            max_structured_metadata_size: ByteSize(64 * 1024),
+            max_structured_metadata_entries_count: 128,
             max_entries_limit_per_query: 5000,
             max_query_length: ConfigDuration::secs(721 * 3600),
         }

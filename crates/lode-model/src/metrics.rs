@@ -14,8 +14,9 @@ impl Discards {
     pub fn new(registry: &Registry) -> Self {
         let vec = |name: &str, help: &str| {
             let c = IntCounterVec::new(Opts::new(name, help), &["reason", "tenant"]).expect("static metric definition");
-            // Registering twice on one registry (two roles built separately in a test) keeps
-            // the first; counting still works on this handle.
+            // Each node builds one `Discards` per registry. A second registration of the same
+            // name fails and that handle is not exported: only roles built apart in unit tests
+            // (each with its own throwaway registry) do that.
             let _ = registry.register(Box::new(c.clone()));
             c
         };

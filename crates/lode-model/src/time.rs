@@ -31,7 +31,9 @@ pub fn parse_timestamp(s: &str) -> Result<i64, String> {
     if let Ok(i) = s.parse::<i64>() {
         let digits = s.trim_start_matches('-').len();
         if digits <= 10 {
-            return Ok(i * NANOS_PER_SEC);
+            return i
+                .checked_mul(NANOS_PER_SEC)
+                .ok_or_else(|| format!("cannot parse {s:?} to a valid timestamp: out of range"));
         }
         return Ok(i);
     }
@@ -261,6 +263,11 @@ mod tests {
         );
         assert!(parse_timestamp("yesterday").is_err());
         assert!(parse_timestamp("1e400.0").is_err());
+        assert!(
+            parse_timestamp("9999999999").is_err(),
+            "10 digits of seconds overflow i64 ns"
+        );
+        assert!(parse_timestamp("-9999999999").is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 mod store;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,12 +38,10 @@ pub enum QuerierError {
 }
 
 impl From<QuerierError> for ApiError {
+    /// Every querier failure is the server's: a chunk or index object the index names must
+    /// exist and be intact, so even a missing object is a 500, not a 404.
     fn from(e: QuerierError) -> Self {
-        let code = match &e {
-            QuerierError::Storage(s) => s.code(),
-            _ => ErrorCode::Internal,
-        };
-        ApiError::new(code, e.to_string())
+        ApiError::new(ErrorCode::Internal, e.to_string())
     }
 }
 
@@ -192,7 +190,8 @@ impl Querier {
 /// entries across all streams in direction order, and `interval` thinning (at most one entry per
 /// interval per stream, as Loki does).
 pub fn merge_streams(parts: Vec<Stream>, dir: Direction, limit: usize, interval: i64) -> Vec<Stream> {
-    let mut by_labels: HashMap<String, Vec<Entry>> = HashMap::new();
+    // Ordered by labels, so ties on time are broken the same way on every run.
+    let mut by_labels: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for s in parts {
         by_labels.entry(s.labels).or_default().extend(s.entries);
     }

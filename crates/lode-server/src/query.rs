@@ -91,14 +91,14 @@ fn range_query(p: &Params) -> HttpResult<RangeQuery> {
     let (start, end) = bounds(p)?;
     let step = match p.get("step") {
         Some(s) => parse_step(s).map_err(bad_request)?,
-        None => ((end - start) / 250 / NANOS_PER_SEC).max(1) * NANOS_PER_SEC,
+        None => (end.saturating_sub(start) / 250 / NANOS_PER_SEC).max(1) * NANOS_PER_SEC,
     };
     if step <= 0 {
         return Err(bad_request(
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }
-    if (end - start) / step > MAX_POINTS {
+    if end.saturating_sub(start) / step > MAX_POINTS {
         return Err(bad_request(
             "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
         ));

@@ -49,6 +49,13 @@ impl From<StorageError> for ApiError {
     }
 }
 
+/// Our keys as object-store paths, verbatim. `Path::from` would percent-encode characters that
+/// tenant IDs may contain (`*`), and the keys a listing returns would then no longer round-trip
+/// through `get`.
+fn path(key: &str) -> Path {
+    Path::parse(key).unwrap_or_else(|_| Path::from(key))
+}
+
 #[derive(Clone)]
 struct Metrics {
     requests: IntCounterVec,
@@ -130,7 +137,7 @@ impl ObjectStorage {
     pub async fn put(&self, key: &str, data: Vec<u8>) -> Result<()> {
         let len = data.len() as u64;
         let r = self
-            .timed("put", self.inner.put(&Path::from(key), PutPayload::from(data)))
+            .timed("put", self.inner.put(&path(key), PutPayload::from(data)))
             .await;
         self.outcome("put", key, r.map(|_| ()))?;
         self.metrics.bytes.with_label_values(&["put"]).inc_by(len);
@@ -138,7 +145,7 @@ impl ObjectStorage {
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes> {
-        let path = Path::from(key);
+        let path = path(key);
         let r = self
             .timed("get", async {
                 let res = self.inner.get(&path).await?;
@@ -155,7 +162,7 @@ impl ObjectStorage {
 
     /// Every key under `prefix` (recursively), sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        let path = Path::from(prefix);
+        let path = path(prefix);
         let r = self
             .timed("list", async {
                 let metas: Vec<_> = self.inner.list(Some(&path)).try_collect().await?;
@@ -175,7 +182,7 @@ impl ObjectStorage {
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
-        let r = self.timed("delete", self.inner.delete(&Path::from(key))).await;
+        let r = self.timed("delete", self.inner.delete(&path(key))).await;
         self.outcome("delete", key, r)
     }
 
@@ -213,6 +220,12 @@ mod tests {
     use super::*;
 
     async fn exercise(s: &ObjectStorage) {
+        // Tenant IDs may hold `*'()!`: keys must round-trip through a listing.
+        s.put("index/a*b'(c)!/1", b"star".to_vec()).await.unwrap();
+        let listed = s.list("index/a*b'(c)!").await.unwrap();
+        assert_eq!(listed, vec!["index/a*b'(c)!/1"]);
+        assert_eq!(&s.get(&listed[0]).await.unwrap()[..], b"star");
+        s.delete(&listed[0]).await.unwrap();
         s.put("chunks/t/a/1", b"one".to_vec()).await.unwrap();
         s.put("chunks/t/b/2", b"two".to_vec()).await.unwrap();
         s.put("index/t/1/x.idx", b"idx".to_vec()).await.unwrap();
