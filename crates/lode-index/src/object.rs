@@ -39,6 +39,11 @@ impl IndexObject {
     /// Decodes and validates an index object. Never panics, and allocates at most a small
     /// multiple of `data.len()`, whatever the bytes say.
     pub fn decode(data: &[u8]) -> Result<IndexObject> {
+        Self::decode_bounded(data, label_bytes_budget(data.len()))
+    }
+
+    /// `decode` with an explicit bound on materialized label text.
+    fn decode_bounded(data: &[u8], label_budget: usize) -> Result<IndexObject> {
         let too_short = IndexError::TooShort { len: data.len() };
         let magic = data.get(..MAGIC.len()).ok_or(too_short.clone())?;
         if magic != MAGIC {
@@ -89,7 +94,7 @@ impl IndexObject {
         let mut r = section(1);
         let symbols = decode_symbols(&mut r)?;
         let mut r = section(2);
-        let series = decode_series(&mut r, &symbols, period)?;
+        let series = decode_series(&mut r, &symbols, period, label_budget)?;
         let mut r = section(3);
         let postings = decode_postings(&mut r, &symbols, &series)?;
 
@@ -188,7 +193,17 @@ fn symbol<'a>(r: &mut Reader<'_>, symbols: &[&'a str], what: &str) -> Result<&'a
         .ok_or_else(|| r.corrupt(format!("{what} {id} out of range ({} symbols)", symbols.len())))
 }
 
-fn decode_series(r: &mut Reader<'_>, symbols: &[&str], period: u64) -> Result<Vec<Series>> {
+/// Label text that decoding may materialize for an object of `len` bytes. Each series copies
+/// its label strings out of the shared symbol table, so a small object whose series all point
+/// at one huge symbol could otherwise expand quadratically. A label reference costs at least
+/// one byte on the wire and a value at most 2 KiB under default limits, so real objects stay
+/// within about 1 KiB of text per encoded byte.
+fn label_bytes_budget(len: usize) -> usize {
+    len.saturating_mul(1024).saturating_add(64 << 20)
+}
+
+fn decode_series(r: &mut Reader<'_>, symbols: &[&str], period: u64, budget: usize) -> Result<Vec<Series>> {
+    let mut materialized = 0usize;
     let n = r.count("series count", MIN_SERIES)?;
     if u32::try_from(n).is_err() {
         return Err(r.corrupt(format!("series count {n} exceeds u32 ids")));
@@ -204,6 +219,10 @@ fn decode_series(r: &mut Reader<'_>, symbols: &[&str], period: u64) -> Result<Ve
             // `Labels::get` binary-searches, so names must be sorted and unique.
             if pairs.last().is_some_and(|(prev, _)| prev.as_str() >= name) {
                 return Err(r.corrupt(format!("label name {name:?} out of order")));
+            }
+            materialized = materialized.saturating_add(name.len() + value.len());
+            if materialized > budget {
+                return Err(r.corrupt(format!("label text exceeds {budget} bytes for an object of this size")));
             }
             pairs.push((name.to_string(), value.to_string()));
         }
@@ -383,6 +402,41 @@ mod tests {
         for i in 0..data.len() {
             assert!(IndexObject::decode(&data[..i]).is_err(), "truncated at {i}");
         }
+    }
+
+    #[test]
+    fn label_text_is_bounded_by_object_size() {
+        // Many series sharing one large value: a few bytes each on the wire, the whole value
+        // each in memory. Decoding stops at the budget instead of allocating it all.
+        let value = "v".repeat(1024);
+        let mut b = IndexBuilder::new("t", 1);
+        for i in 0..200u64 {
+            let labels =
+                Labels::from_sorted_unchecked(vec![("big".into(), value.clone()), ("i".into(), i.to_string())]);
+            b.add_chunk(
+                &labels,
+                ChunkRef {
+                    fingerprint: i,
+                    from: 0,
+                    through: 1,
+                    checksum: 0,
+                    size: 1,
+                    entries: 1,
+                },
+            );
+        }
+        let bytes = b.finish();
+        assert!(bytes.len() < 20_000, "shared symbol stored once: {}", bytes.len());
+        let err = IndexObject::decode_bounded(&bytes, 100_000)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("label text exceeds 100000 bytes"), "{err}");
+        assert!(
+            IndexObject::decode(&bytes).is_ok(),
+            "the real budget admits honest objects"
+        );
+        assert!(label_bytes_budget(bytes.len()) >= 200 * 1030);
     }
 
     #[test]
