@@ -69,16 +69,17 @@ fn request() -> (PushRequest, u64) {
     let mut r = Rng(0x9e37_79b9_7f4a_7c15);
     let mut line_bytes = 0u64;
     let mut ts: i64 = 1_700_000_000_000_000_000;
-    let streams = (0..STREAMS)
-        .map(|s| {
-            let labels = format!(
-                r#"{{app="svc-{}", env="prod", namespace="team-{}", pod="svc-{}-{}"}}"#,
-                s % 17,
-                s % 5,
-                s % 17,
-                r.hex(10)
-            );
-            let entries = (0..LINES_PER_STREAM)
+    let streams =
+        (0..STREAMS)
+            .map(|s| {
+                let labels = format!(
+                    r#"{{app="svc-{}", env="prod", namespace="team-{}", pod="svc-{}-{}"}}"#,
+                    s % 17,
+                    s % 5,
+                    s % 17,
+                    r.hex(10)
+                );
+                let entries = (0..LINES_PER_STREAM)
                 .map(|_| {
                     ts += 1_000_000 + r.below(1_000_000) as i64;
                     let mut line = String::with_capacity(220);
@@ -108,12 +109,12 @@ fn request() -> (PushRequest, u64) {
                     } else {
                         Vec::new()
                     };
-                    Entry { ts, line, metadata }
+                    Entry { ts, line, metadata, parsed: Vec::new() }
                 })
                 .collect();
-            PushStream { labels, entries }
-        })
-        .collect();
+                PushStream { labels, entries }
+            })
+            .collect();
     (PushRequest { streams }, line_bytes)
 }
 

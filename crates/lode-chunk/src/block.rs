@@ -57,6 +57,7 @@ impl EntryRef<'_> {
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
+            parsed: Vec::new(),
         }
     }
 }

@@ -96,6 +96,7 @@ fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
                     ts,
                     line,
                     metadata: meta.unwrap_or_default(),
+                    parsed: Vec::new(),
                 }
             })
             .collect()

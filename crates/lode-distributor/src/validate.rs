@@ -254,6 +254,7 @@ mod tests {
             ts: 0,
             line: "x".into(),
             metadata: vec![("k".into(), "v".repeat(70_000))],
+            parsed: Vec::new(),
         };
         let r = validate_entry(
             &mut e,
@@ -277,6 +278,7 @@ mod tests {
             ts: 0,
             line: "x".into(),
             metadata: (0..129).map(|i| (format!("k{i}"), "v".into())).collect(),
+            parsed: Vec::new(),
         };
         let r = validate_entry(
             &mut e,

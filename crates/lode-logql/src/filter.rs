@@ -112,6 +112,13 @@ impl Pipeline {
         for stage in &expr.stages {
             match stage {
                 Stage::LineFilter(f) => filters.push(LineFilter::new(f).map_err(LogqlError::Validation)?),
+                // Parsers, label filters and formatting run in `crate::stages` once wired in;
+                // this pipeline refuses them rather than skipping them.
+                other => {
+                    return Err(LogqlError::Validation(format!(
+                        "pipeline stage `{other}` not supported yet"
+                    )));
+                }
             }
         }
         Ok(Pipeline { filters })

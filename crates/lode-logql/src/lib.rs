@@ -8,9 +8,15 @@
 //! Go's RE2 dialect is translated for Rust's engine (ASCII `\d \w \s \b`, `\Q..\E`), and errors
 //! use Loki's `parse error at line L, col C: ...` wording so clients show familiar messages.
 //!
-//! Implemented today: log queries (a selector plus `|=`, `!=`, `|~`, `!~`, `|>`, `!>` line filters and `ip(..)` operands, with `or`).
-//! The AST leaves room for the rest of the language (see [`ast::Expr`] and [`ast::Stage`]);
-//! constructs not implemented yet are refused with [`LogqlError::Unsupported`], never guessed.
+//! Parsing covers the whole language of Loki's feature matrix: [`parse_expr`] reads and validates
+//! log queries with every pipeline stage (line filters, `json`/`logfmt`/`regexp`/`pattern`/
+//! `unpack` parsers, label filters, `line_format`, `label_format`, `drop`, `keep`, `decolorize`)
+//! and metric queries (range aggregations with `unwrap` and `offset`, vector aggregations,
+//! binary operators with `bool`/`on`/`ignoring`/`group_left`/`group_right`, literals, `vector`,
+//! `label_replace`) into the typed tree of [`ast`], printed back canonically by `Display`.
+//! Evaluation today covers log queries made only of line filters ([`parse_log_query`]); other
+//! stages and metric queries parse, but are refused there with [`LogqlError::Unsupported`]
+//! until their evaluation (`stages`, `metric`) is wired in, never guessed.
 
 pub mod ast;
 pub mod error;
@@ -25,7 +31,12 @@ mod printer;
 pub mod regex_compat;
 pub mod stages;
 
-pub use ast::{Expr, FilterOp, FilterOperand, LineFilterExpr, LogExpr, Stage};
+pub use ast::{
+    BinOp, BinOpExpr, BinOpModifier, CmpOp, Expr, ExtractParam, FilterOp, FilterOperand, GroupSide, Grouping,
+    LabelFilterExpr, LabelFmt, LabelFmtSource, LabelReplace, LabelSelection, LineFilterExpr, LogExpr, LogRange,
+    ParserStage, RangeAggregation, RangeOp, Stage, Unwrap, UnwrapConversion, VectorAggregation, VectorMatching,
+    VectorOp,
+};
 pub use error::{LogqlError, Result};
 pub use filter::{LineFilter, Pipeline};
 pub use matcher::{MatchOp, Matcher, Selector};

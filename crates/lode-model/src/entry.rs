@@ -6,6 +6,8 @@ pub struct Entry {
     pub ts: i64,
     pub line: String,
     pub metadata: Vec<(String, String)>,
+    /// Labels a query's parsers extracted from the line (query results only; Loki's `parsed`).
+    pub parsed: Vec<(String, String)>,
 }
 
 impl Entry {
@@ -14,6 +16,7 @@ impl Entry {
             ts,
             line: line.into(),
             metadata: Vec::new(),
+            parsed: Vec::new(),
         }
     }
     /// Bytes this entry counts for in rates and limits: line plus structured metadata, as Loki.

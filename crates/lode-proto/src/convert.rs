@@ -72,6 +72,7 @@ impl TryFrom<logproto::PushRequest> for PushRequest {
                             ts: timestamp_to_nanos(e.timestamp.as_ref())?,
                             line: e.line,
                             metadata: e.structured_metadata.into_iter().map(|p| (p.name, p.value)).collect(),
+                            parsed: Vec::new(),
                         })
                     })
                     .collect::<Result<Vec<_>, ProtoError>>()?;
@@ -205,6 +206,7 @@ mod tests {
                         ts: 1_000_000_002,
                         line: "hi".into(),
                         metadata: vec![("k".into(), "v".into())],
+                        parsed: Vec::new(),
                     }],
                 }],
             }
@@ -232,7 +234,7 @@ mod tests {
                     .into_iter()
                     .map(|(labels, entries)| PushStream {
                         labels,
-                        entries: entries.into_iter().map(|(ts, line, metadata)| Entry { ts, line, metadata }).collect(),
+                        entries: entries.into_iter().map(|(ts, line, metadata)| Entry { ts, line, metadata, parsed: Vec::new() }).collect(),
                     })
                     .collect(),
             };

@@ -22,8 +22,6 @@ pub(crate) enum PErrKind {
     Expected(Vec<&'static str>),
     /// A complete message (bad escape, bad regex...).
     Message(String),
-    /// A construct of the language this version cannot run yet.
-    Unsupported(String),
     /// A nom combinator failed without saying what it wanted.
     Nom,
 }
@@ -40,13 +38,6 @@ impl<'a> PErr<'a> {
         PErr {
             at,
             kind: PErrKind::Message(msg.into()),
-        }
-    }
-
-    pub fn unsupported(at: &'a str, what: impl Into<String>) -> Self {
-        PErr {
-            at,
-            kind: PErrKind::Unsupported(what.into()),
         }
     }
 }

@@ -1,12 +1,11 @@
 //! The grammar, one function per rule of Loki's `syntax.y` that Lode implements:
 //!
 //! ```text
-//! expr          := log_expr                          (metric expressions: next issue)
-//! log_expr      := "("* selector stage* ")"*       (as many `)` as `(`)
+//! log_expr      := selector stage*                   (the rest: metric.rs)
 //! selector      := "{" [ matcher ("," matcher)* ] "}"
 //! matcher       := IDENTIFIER match_op STRING
 //! match_op      := "=" | "!=" | "=~" | "!~"
-//! stage         := line_filter                       (parsers, label filters...: next issue)
+//! stage         := line_filter | pipe_stage          (pipe_stage: stages.rs)
 //! line_filter   := filter_op filter_operand ("or" filter_operand)*
 //! filter_op     := "|=" | "!=" | "|~" | "!~" | "|>" | "!>"
 //! filter_operand:= STRING | ip_operand
@@ -23,55 +22,27 @@ use nom::multi::many0;
 use nom::sequence::preceded;
 
 use super::lexer::{PErr, PResult, describe_token, identifier, keyword, string_lit, sym, ws};
-use crate::ast::{Expr, FilterOp, FilterOperand, LineFilterExpr, LogExpr, Stage};
+use super::stages::pipe_stage;
+use crate::ast::{FilterOp, FilterOperand, LineFilterExpr, LogExpr, Stage};
 use crate::ip::IpFilter;
 use crate::matcher::{MatchOp, Matcher, Selector};
 use crate::pattern::PatternFilter;
 use crate::regex_compat;
 
-/// `expr`: the whole query. Only log expressions exist yet; anything that starts like a metric
-/// expression is refused as unsupported.
-pub(crate) fn expr(i: &str) -> PResult<'_, Expr> {
-    let (i, ()) = ws(i)?;
-    if i.starts_with(['{', '(']) {
-        return log_expr.map(Expr::Log).parse(i);
-    }
-    Err(not_a_log_expr(i))
-}
-
-/// The error for input where a log expression should start.
-fn not_a_log_expr(i: &str) -> Err<PErr<'_>> {
-    let starts_metric = i.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
-    if starts_metric {
-        Err::Failure(PErr::unsupported(i, "metric queries"))
-    } else {
-        Err::Error(PErr::expected(i, "{"))
-    }
-}
-
-/// `log_expr`: a selector and its pipeline, or a parenthesised log expression. The parentheses
-/// are counted rather than recursed into, so `((((...` cannot exhaust the stack.
+/// `log_expr`: a selector and its pipeline (surrounding parentheses belong to the expression
+/// grammar). `| unwrap` only exists inside a range aggregation.
 pub(crate) fn log_expr(i: &str) -> PResult<'_, LogExpr> {
-    let (mut i, mut depth) = (i, 0usize);
-    while let Ok((rest, _)) = sym("(")(i) {
-        (i, depth) = (rest, depth + 1);
-    }
-    let (i, selector) = match depth {
-        0 => selector(i)?,
-        _ => {
-            let (i, ()) = ws(i)?;
-            if !i.starts_with('{') {
-                return Err(match not_a_log_expr(i) {
-                    Err::Error(e) => Err::Failure(e),
-                    other => other,
-                });
-            }
-            cut(selector).parse(i)?
+    let (i, selector) = selector(i)?;
+    let (i, stages) = many0(stage).parse(i)?;
+    let (t, ()) = ws(i)?;
+    if let Some(rest) = t.strip_prefix('|') {
+        let (rest, ()) = ws(rest)?;
+        if keyword("unwrap")(rest).is_ok() {
+            return Err(Err::Failure(PErr::message(
+                rest,
+                "syntax error: unexpected unwrap: unwrap is only allowed in a range aggregation",
+            )));
         }
-    };
-    let (mut i, stages) = many0(stage).parse(i)?;
-    for _ in 0..depth {
-        i = cut(sym(")")).parse(i)?.0;
     }
     Ok((i, LogExpr { selector, stages }))
 }
@@ -127,20 +98,13 @@ pub(crate) fn match_op(i: &str) -> PResult<'_, MatchOp> {
     }))
 }
 
-/// `stage`: one pipeline stage. Stages Lode cannot run yet are refused by name.
+/// `stage`: one pipeline stage: a line filter, or a `|` stage (see [`super::stages`]).
 pub(crate) fn stage(i: &str) -> PResult<'_, Stage> {
     let (i, ()) = ws(i)?;
     if ["|=", "!=", "|~", "!~", "|>", "!>"].iter().any(|op| i.starts_with(op)) {
         return line_filter.map(Stage::LineFilter).parse(i);
     }
-    if let Some(rest) = i.strip_prefix('|') {
-        let (_, ()) = ws(rest)?;
-        return Err(match identifier(rest) {
-            Ok((_, name)) => Err::Failure(PErr::unsupported(i, format!("pipeline stage `| {name}`"))),
-            Err(_) => Err::Failure(PErr::expected(ws(rest)?.0, "IDENTIFIER")),
-        });
-    }
-    Err(Err::Error(PErr::expected(i, "|=")))
+    pipe_stage(i)
 }
 
 /// `line_filter`: an operator and its `or`-joined operands.

@@ -206,15 +206,15 @@ fn bad_regexes_are_reported_at_their_string() {
 }
 
 #[test]
-fn unsupported_constructs_are_named_not_guessed() {
+fn log_queries_refuse_what_they_cannot_run_yet() {
     for (input, what) in [
         (
             r#"{app="a"} | json"#,
             "parse error at line 1, col 11: pipeline stage `| json` not supported yet",
         ),
         (
-            r#"{app="a"} | level="x""#,
-            "parse error at line 1, col 11: pipeline stage `| level` not supported yet",
+            r#"{app="a"} |= "x" | level="x""#,
+            "parse error at line 1, col 18: pipeline stage `| level` not supported yet",
         ),
         (
             r#"count_over_time({app="a"}[5m])"#,
@@ -228,8 +228,13 @@ fn unsupported_constructs_are_named_not_guessed() {
             "1 + 1",
             "parse error at line 1, col 1: metric queries not supported yet",
         ),
+        (
+            "# c\n ( {app=\"a\"} |= \"x\"\n | logfmt)",
+            "parse error at line 3, col 2: pipeline stage `| logfmt` not supported yet",
+        ),
     ] {
-        let err = parse_expr(input).unwrap_err();
+        assert!(parse_expr(input).is_ok(), "{input:?} is valid LogQL");
+        let err = parse_log_query(input).unwrap_err();
         assert!(matches!(err, LogqlError::Unsupported { .. }), "{input:?}: {err:?}");
         assert_eq!(err.to_string(), what, "{input:?}");
     }
@@ -297,7 +302,7 @@ fn log_queries_select_streams_and_filter_lines() {
 // ---------------------------------------------------------------------------------------------
 // parse(print(ast)) == ast
 
-fn any_string() -> impl Strategy<Value = String> {
+pub(super) fn any_string() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z0-9 ]{0,6}",
         "\\PC{0,6}",
@@ -307,7 +312,7 @@ fn any_string() -> impl Strategy<Value = String> {
 }
 
 /// Regex sources that compile: escaped arbitrary text, or a few real patterns.
-fn any_regex() -> impl Strategy<Value = String> {
+pub(super) fn any_regex() -> impl Strategy<Value = String> {
     prop_oneof![
         any_string().prop_map(|s| regex::escape(&s)),
         Just(r"\d+".to_string()),
@@ -318,13 +323,13 @@ fn any_regex() -> impl Strategy<Value = String> {
 }
 
 /// Valid line-filter patterns: text with `<_>` wildcards, never two in a row.
-fn any_pattern() -> impl Strategy<Value = String> {
+pub(super) fn any_pattern() -> impl Strategy<Value = String> {
     proptest::collection::vec("[a-z /\"<>]{1,4}", 0..4)
         .prop_map(|parts| parts.join("<_>"))
         .prop_filter("valid pattern", |p| crate::pattern::PatternFilter::new(p).is_ok())
 }
 
-fn any_ip_pattern() -> impl Strategy<Value = String> {
+pub(super) fn any_ip_pattern() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<std::net::IpAddr>().prop_map(|ip| ip.to_string()),
         (any::<std::net::Ipv4Addr>(), 0u8..=32).prop_map(|(ip, bits)| format!("{ip}/{bits}")),
@@ -336,7 +341,7 @@ fn any_ip_pattern() -> impl Strategy<Value = String> {
     ]
 }
 
-fn any_matcher() -> impl Strategy<Value = Matcher> {
+pub(super) fn any_matcher() -> impl Strategy<Value = Matcher> {
     let name = "[a-zA-Z_][a-zA-Z0-9_]{0,6}";
     prop_oneof![
         (name, prop_oneof![Just(MatchOp::Eq), Just(MatchOp::Neq)], any_string()),
@@ -345,7 +350,7 @@ fn any_matcher() -> impl Strategy<Value = Matcher> {
     .prop_filter_map("valid matcher", |(n, op, v)| Matcher::new(n, op, v).ok())
 }
 
-fn any_line_filter() -> impl Strategy<Value = LineFilterExpr> {
+pub(super) fn any_line_filter() -> impl Strategy<Value = LineFilterExpr> {
     prop_oneof![
         (
             prop_oneof![Just(FilterOp::Contains), Just(FilterOp::NotContains)],

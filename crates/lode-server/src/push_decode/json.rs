@@ -218,7 +218,12 @@ impl<'de> Deserialize<'de> for V1Entry {
                     .map(|m| m.0)
                     .unwrap_or_default();
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(V1Entry(Entry { ts, line, metadata }))
+                Ok(V1Entry(Entry {
+                    ts,
+                    line,
+                    metadata,
+                    parsed: Vec::new(),
+                }))
             }
         }
         d.deserialize_seq(V)
@@ -321,6 +326,7 @@ impl<'de> Deserialize<'de> for V0Entries {
                             ts: e.ts.map_or(0, |t| t.0),
                             line: e.line.unwrap_or_default(),
                             metadata: e.structured_metadata.map(|m| m.0).unwrap_or_default(),
+                            parsed: Vec::new(),
                         });
                     }
                 }

@@ -21,7 +21,12 @@ fn arb_entries() -> impl Strategy<Value = Vec<Entry>> {
             "\\PC{0,24}|[\"\\\\\n\t\u{0}-\u{1f}]{0,5}",
             proptest::collection::vec(("\\PC{0,6}", "\\PC{0,6}"), 0..3),
         )
-            .prop_map(|(ts, line, metadata)| Entry { ts, line, metadata }),
+            .prop_map(|(ts, line, metadata)| Entry {
+                ts,
+                line,
+                metadata,
+                parsed: Vec::new(),
+            }),
         0..5,
     )
 }

@@ -56,6 +56,7 @@ fn entry(ts: i64, line: &str, md: &[(&str, &str)]) -> Entry {
         ts,
         line: line.to_string(),
         metadata: md.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        parsed: Vec::new(),
     }
 }
 
