@@ -19,6 +19,7 @@
 //! until their evaluation (`stages`, `metric`) is wired in, never guessed.
 
 pub mod ast;
+pub mod engine;
 pub mod error;
 pub mod filter;
 pub mod ip;
