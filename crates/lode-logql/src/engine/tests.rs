@@ -1,11 +1,14 @@
 use super::*;
 
+/// `(ts, line, structured metadata)` test entries.
+type TestEntry<'a> = (i64, &'a str, &'a [(&'a str, &'a str)]);
+
 fn labels(s: &str) -> Labels {
     Labels::parse(s).unwrap()
 }
 
 /// Runs `query` over one stream's `(ts, line, metadata)` entries, forward.
-fn logs(query: &str, stream: &str, entries: &[(i64, &str, &[(&str, &str)])], limit: usize) -> Vec<Stream> {
+fn logs(query: &str, stream: &str, entries: &[TestEntry<'_>], limit: usize) -> Vec<Stream> {
     let plan = LogPlan::parse(query).unwrap();
     let mut c = StreamCollector::new(&plan, limit);
     {
@@ -73,12 +76,12 @@ fn filters_are_hoisted_before_parsers_but_not_past_line_format() {
 
 #[test]
 fn limit_per_stream_breaks_the_scan() {
-    let entries: Vec<(i64, &str, &[(&str, &str)])> = (0..10).map(|i| (i, "l", &[] as &[(&str, &str)])).collect();
+    let entries: Vec<TestEntry<'_>> = (0..10).map(|i| (i, "l", &[] as &[(&str, &str)])).collect();
     let out = logs(r#"{app="a"}"#, r#"{app="a"}"#, &entries, 3);
     assert_eq!(out[0].entries.len(), 3);
 }
 
-fn samples(query: &str, stream: &str, entries: &[(i64, &str, &[(&str, &str)])]) -> Vec<SampleSeries> {
+fn samples(query: &str, stream: &str, entries: &[TestEntry<'_>]) -> Vec<SampleSeries> {
     let plan = SamplePlan::parse(query).unwrap();
     let mut c = SampleCollector::new(&plan);
     {
@@ -92,7 +95,7 @@ fn samples(query: &str, stream: &str, entries: &[(i64, &str, &[(&str, &str)])]) 
 
 #[test]
 fn count_bytes_and_unwrap_extraction() {
-    let e: &[(i64, &str, &[(&str, &str)])] = &[
+    let e: &[TestEntry<'_>] = &[
         (1, "level=info duration=1.5s bytes=10", &[]),
         (2, "level=error duration=250ms bytes=x", &[]),
         (3, "level=info no_duration", &[]),
