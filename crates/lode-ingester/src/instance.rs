@@ -5,9 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, RwLock};
 
-use lode_logql::LogQuery;
-use lode_model::api::{QueryStats, StreamBatch};
-use lode_model::{Entry, Labels, Stream as ResultStream};
+use lode_logql::Selector;
+use lode_logql::engine::{LogPlan, SampleCollector, SamplePlan, StreamCollector};
+use lode_model::api::{QueryStats, SampleSeries, StreamBatch};
+use lode_model::{Labels, Stream as ResultStream};
 
 use crate::stream::Stream;
 use crate::{IngesterError, Settings};
@@ -108,61 +109,73 @@ impl Instance {
         before - map.len()
     }
 
-    fn matching(&self, query: &LogQuery) -> Vec<StreamRef> {
+    fn matching(&self, selector: &Selector) -> Vec<StreamRef> {
         self.streams
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|(labels, _)| query.selector().matches(labels))
+            .filter(|(labels, _)| selector.matches(labels))
             .map(|(_, st)| st.clone())
             .collect()
     }
 
-    /// Entries of matching streams in `[start, end)`, at most `limit` per stream, in direction
-    /// order, with the line filters applied.
+    /// Entries of matching streams in `[start, end)` through the query's pipeline, at most
+    /// `limit` per result stream, in direction order.
     pub fn select(
         &self,
-        query: &LogQuery,
+        plan: &LogPlan,
         start: i64,
         end: i64,
         dir: lode_model::Direction,
         limit: usize,
     ) -> Result<(Vec<ResultStream>, QueryStats), IngesterError> {
-        let mut stats = QueryStats::default();
-        let mut out = Vec::new();
-        for st in self.matching(query) {
+        let mut collector = StreamCollector::new(plan, limit);
+        let mut head_bytes = 0;
+        for st in self.matching(plan.selector()) {
             let st = st.lock().unwrap_or_else(|p| p.into_inner());
-            stats.head_chunk_bytes += st.head_bytes();
-            let mut entries: Vec<Entry> = Vec::new();
+            head_bytes += st.head_bytes();
+            let mut scan = collector.stream(&st.labels);
             // Break only means this stream reached its limit.
             let _ = st.for_each_entry(start, end, dir, &mut |e| {
-                stats.lines_processed += 1;
-                stats.bytes_processed += e.line.len() as u64;
-                if query.pipeline.matches(e.line) {
-                    stats.post_filter_lines += 1;
-                    entries.push(e.to_entry());
-                    if entries.len() >= limit {
-                        return ControlFlow::Break(());
-                    }
-                }
+                scan.push(e.ts, e.line, &mut e.metadata.iter())
+            })?;
+        }
+        let (streams, mut stats) = collector.finish();
+        stats.head_chunk_bytes += head_bytes;
+        Ok((streams, stats))
+    }
+
+    /// Samples of one range aggregation over matching streams in `[start, end)`.
+    pub fn select_samples(
+        &self,
+        plan: &SamplePlan,
+        start: i64,
+        end: i64,
+    ) -> Result<(Vec<SampleSeries>, QueryStats), IngesterError> {
+        let mut collector = SampleCollector::new(plan);
+        for st in self.matching(plan.selector()) {
+            let st = st.lock().unwrap_or_else(|p| p.into_inner());
+            let mut scan = collector.stream(&st.labels);
+            let _ = st.for_each_entry(start, end, lode_model::Direction::Forward, &mut |e| {
+                scan.push(e.ts, e.line, &mut e.metadata.iter());
                 ControlFlow::Continue(())
             })?;
-            if !entries.is_empty() {
-                out.push(ResultStream {
-                    labels: st.printed.clone(),
-                    entries,
-                });
-            }
         }
-        Ok((out, stats))
+        Ok(collector.finish())
     }
 
     /// Label names (or one label's values) of streams that have data overlapping `[start, end)`
     /// and match `query`'s selector when given.
-    pub fn label_values(&self, name: Option<&str>, query: Option<&LogQuery>, start: i64, end: i64) -> BTreeSet<String> {
+    pub fn label_values(
+        &self,
+        name: Option<&str>,
+        selector: Option<&Selector>,
+        start: i64,
+        end: i64,
+    ) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
         for (labels, st) in self.streams.read().unwrap_or_else(|p| p.into_inner()).iter() {
-            if query.is_some_and(|q| !q.selector().matches(labels)) {
+            if selector.is_some_and(|s| !s.matches(labels)) {
                 continue;
             }
             let st = st.lock().unwrap_or_else(|p| p.into_inner());

@@ -18,7 +18,7 @@ use prometheus::Registry;
 
 pub use config::IngesterConfig;
 use instance::Instance;
-use lode_logql::LogQuery;
+use lode_logql::engine::{LogPlan, SamplePlan};
 use lode_model::api::{
     IngesterAdmin, LabelRequest, LogQuerier, LogSelect, Pusher, SampleResult, SampleSelect, SelectResult, StreamBatch,
 };
@@ -125,14 +125,15 @@ impl Ingester {
             .collect()
     }
 
-    fn parse(query: &str) -> Result<LogQuery, ApiError> {
-        lode_logql::parse_log_query(query).map_err(|e| ApiError::bad_request(e.to_string()))
-    }
-
     fn labels(&self, tenant: &str, name: Option<&str>, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
-        let query = req.query.as_deref().map(Self::parse).transpose()?;
+        let plan = req
+            .query
+            .as_deref()
+            .filter(|q| !q.trim().is_empty())
+            .map(LogPlan::parse)
+            .transpose()?;
         let out: BTreeSet<String> = match self.existing_instance(tenant) {
-            Some(i) => i.label_values(name, query.as_ref(), req.start, req.end),
+            Some(i) => i.label_values(name, plan.as_ref().map(LogPlan::selector), req.start, req.end),
             None => BTreeSet::new(),
         };
         Ok(out.into_iter().collect())
@@ -172,16 +173,21 @@ impl Pusher for Ingester {
 #[async_trait]
 impl LogQuerier for Ingester {
     async fn select_logs(&self, tenant: &str, req: &LogSelect) -> Result<SelectResult, ApiError> {
-        let query = Self::parse(&req.query)?;
+        let plan = LogPlan::parse(&req.query)?;
         let Some(inst) = self.existing_instance(tenant) else {
             return Ok(SelectResult::default());
         };
-        let (streams, stats) = inst.select(&query, req.start, req.end, req.direction, req.limit)?;
+        let (streams, stats) = inst.select(&plan, req.start, req.end, req.direction, req.limit)?;
         Ok(SelectResult { streams, stats })
     }
 
-    async fn select_samples(&self, _tenant: &str, _req: &SampleSelect) -> Result<SampleResult, ApiError> {
-        Err(ApiError::bad_request("metric queries are not supported yet"))
+    async fn select_samples(&self, tenant: &str, req: &SampleSelect) -> Result<SampleResult, ApiError> {
+        let plan = SamplePlan::parse(&req.query)?;
+        let Some(inst) = self.existing_instance(tenant) else {
+            return Ok(SampleResult::default());
+        };
+        let (series, stats) = inst.select_samples(&plan, req.start, req.end)?;
+        Ok(SampleResult { series, stats })
     }
 
     async fn label_names(&self, tenant: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {

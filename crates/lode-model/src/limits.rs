@@ -30,6 +30,8 @@ pub struct LimitsConfig {
     pub max_structured_metadata_entries_count: usize,
     /// Most entries a log query may ask for.
     pub max_entries_limit_per_query: usize,
+    /// Most series a metric query may return.
+    pub max_query_series: usize,
     /// Longest time range a query may span.
     pub max_query_length: ConfigDuration,
 }
@@ -49,6 +51,7 @@ impl Default for LimitsConfig {
             max_structured_metadata_size: ByteSize(64 * 1024),
             max_structured_metadata_entries_count: 128,
             max_entries_limit_per_query: 5000,
+            max_query_series: 500,
             max_query_length: ConfigDuration::secs(721 * 3600),
         }
     }

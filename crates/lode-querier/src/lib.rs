@@ -4,6 +4,7 @@
 //! all streams in direction order, and returns Loki's result types with stats. The HTTP edge
 //! calls it through `QueryHandler`.
 
+mod metric;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +14,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use lode_logql::LogQuery;
+use lode_logql::Expr;
+use lode_logql::engine::LogPlan;
 use lode_model::api::{
     InstantQuery, LabelRequest, LogQuerier, LogSelect, QueryData, QueryHandler, QueryResponse, QueryStats, RangeQuery,
 };
@@ -99,10 +101,6 @@ impl Querier {
         }
     }
 
-    fn parse(&self, query: &str) -> Result<LogQuery, ApiError> {
-        lode_logql::parse_log_query(query).map_err(|e| ApiError::bad_request(e.to_string()))
-    }
-
     fn ingesters_in_range(&self, end: i64) -> bool {
         self.cfg.query_ingesters_within.0.is_zero()
             || end > now_nanos().saturating_sub(self.cfg.query_ingesters_within.as_nanos_i64())
@@ -125,7 +123,7 @@ impl Querier {
         &self,
         tenant: &str,
         req: &RangeQuery,
-        q: &LogQuery,
+        plan: &LogPlan,
     ) -> Result<(Vec<Stream>, QueryStats), ApiError> {
         let select = LogSelect {
             query: req.query.clone(),
@@ -145,8 +143,8 @@ impl Querier {
                 parts.extend(a.streams);
             }
         }
-        let plan = self.store.plan(tenant, q, req.start, req.end).await?;
-        let (streams, s) = self.store.select(tenant, q, plan, req).await?;
+        let chunks = self.store.plan(tenant, plan.selector(), req.start, req.end).await?;
+        let (streams, s) = self.store.select(tenant, plan, chunks, req).await?;
         stats.merge(&s);
         parts.extend(streams);
         Ok((merge_streams(parts, req.direction, req.limit, req.interval), stats))
@@ -158,11 +156,11 @@ impl Querier {
                 "end timestamp must not be before or equal to start time",
             ));
         }
-        let q = req
+        let plan = req
             .query
             .as_deref()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| self.parse(s))
+            .map(LogPlan::parse)
             .transpose()?;
         let mut out: BTreeSet<String> = BTreeSet::new();
         if self.ingesters_in_range(req.end) {
@@ -179,7 +177,7 @@ impl Querier {
         }
         out.extend(
             self.store
-                .label_values(tenant, name, q.as_ref(), req.start, req.end)
+                .label_values(tenant, name, plan.as_ref().map(LogPlan::selector), req.start, req.end)
                 .await?,
         );
         Ok(out.into_iter().collect())
@@ -198,7 +196,7 @@ pub fn merge_streams(parts: Vec<Stream>, dir: Direction, limit: usize, interval:
     let mut all: Vec<(Entry, usize)> = Vec::new();
     let mut names: Vec<String> = Vec::with_capacity(by_labels.len());
     for (labels, mut entries) in by_labels {
-        store::sort_dedup(&mut entries, dir);
+        lode_logql::engine::sort_dedup(&mut entries, dir);
         if interval > 0 {
             entries = thin(entries, dir, interval);
         }
@@ -249,30 +247,43 @@ fn thin(entries: Vec<Entry>, dir: Direction, interval: i64) -> Vec<Entry> {
 impl QueryHandler for Querier {
     async fn query_range(&self, tenant: &str, req: RangeQuery) -> Result<QueryResponse, ApiError> {
         let started = Instant::now();
-        let q = self.parse(&req.query)?;
-        if req.limit > self.limits.max_entries_limit_per_query {
-            return Err(ApiError::bad_request(format!(
-                "max entries limit per query exceeded, limit > max_entries_limit_per_query ({} > {})",
-                req.limit, self.limits.max_entries_limit_per_query
-            )));
-        }
+        let expr = lode_logql::parse_expr(&req.query)?;
         self.check_range(req.start, req.end)?;
-        let (streams, stats) = self.select_logs(tenant, &req, &q).await?;
+        let (data, stats) = match &expr {
+            Expr::Log(log) => {
+                if req.limit > self.limits.max_entries_limit_per_query {
+                    return Err(ApiError::bad_request(format!(
+                        "max entries limit per query exceeded, limit > max_entries_limit_per_query ({} > {})",
+                        req.limit, self.limits.max_entries_limit_per_query
+                    )));
+                }
+                let plan = LogPlan::new(log)?;
+                let (streams, stats) = self.select_logs(tenant, &req, &plan).await?;
+                (QueryData::Streams(streams), stats)
+            }
+            metric => self.metric_range(tenant, metric, &req).await?,
+        };
         Ok(QueryResponse {
-            data: QueryData::Streams(streams),
+            data,
             stats,
             exec_time: started.elapsed().as_secs_f64(),
         })
     }
 
-    async fn query_instant(&self, _tenant: &str, req: InstantQuery) -> Result<QueryResponse, ApiError> {
-        let expr = lode_logql::parse_expr(&req.query).map_err(ApiError::from)?;
-        if matches!(expr, lode_logql::Expr::Log(_)) {
+    async fn query_instant(&self, tenant: &str, req: InstantQuery) -> Result<QueryResponse, ApiError> {
+        let started = Instant::now();
+        let expr = lode_logql::parse_expr(&req.query)?;
+        if matches!(expr, Expr::Log(_)) {
             return Err(ApiError::bad_request(
                 "log queries are not supported as an instant query type, please change your query to a range query type",
             ));
         }
-        Err(ApiError::bad_request("metric queries are not supported yet"))
+        let (data, stats) = self.metric_instant(tenant, &expr, req.time).await?;
+        Ok(QueryResponse {
+            data,
+            stats,
+            exec_time: started.elapsed().as_secs_f64(),
+        })
     }
 
     async fn label_names(&self, tenant: &str, req: LabelRequest) -> Result<Vec<String>, ApiError> {

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use lode_chunk::Chunk;
 use lode_index::{ChunkRef, IndexObject, LabelMatch, period_prefix, periods_overlapping};
-use lode_logql::LogQuery;
-use lode_model::api::{QueryStats, RangeQuery};
-use lode_model::{Direction, Entry, Labels, Stream};
+use lode_logql::Selector;
+use lode_logql::engine::{LogPlan, SampleCollector, SamplePlan, StreamCollector};
+use lode_model::api::{QueryStats, RangeQuery, SampleSeries};
+use lode_model::{Direction, Labels, Stream};
 use lode_storage::ObjectStorage;
 
 use crate::QuerierError;
@@ -77,12 +78,12 @@ impl StoreReader {
     pub(crate) async fn plan(
         &self,
         tenant: &str,
-        q: &LogQuery,
+        selector: &Selector,
         start: i64,
         end: i64,
     ) -> Result<Vec<StreamChunks>, QuerierError> {
         let indexes = self.indexes(tenant, start, end).await?;
-        let matchers = q.selector().matchers();
+        let matchers = selector.matchers();
         let fns: Vec<LabelMatch<'_>> = matchers
             .iter()
             .map(|m| LabelMatch::new(m.name(), |v| m.matches(v)))
@@ -123,68 +124,87 @@ impl StoreReader {
         })
     }
 
-    /// Entries of the planned streams in `[start, end)` that pass the pipeline, at most `limit`
-    /// per stream (the newest for backward, the oldest for forward).
+    /// Entries of the planned streams in `[start, end)` through the query's pipeline, at most
+    /// `limit` per stored stream (the newest for backward, the oldest for forward).
     pub(crate) async fn select(
         &self,
         tenant: &str,
-        q: &LogQuery,
-        plan: Vec<StreamChunks>,
+        plan: &LogPlan,
+        streams: Vec<StreamChunks>,
         req: &RangeQuery,
     ) -> Result<(Vec<Stream>, QueryStats), QuerierError> {
-        let (start, end, dir, limit) = (req.start, req.end, req.direction, req.limit);
-        let mut stats = QueryStats::default();
-        let mut out = Vec::new();
-        for mut sc in plan {
-            // Visit chunks in direction order so we can stop once the limit is met and no
-            // remaining chunk can hold a better entry.
+        let (start, end, dir) = (req.start, req.end, req.direction);
+        let mut collector = StreamCollector::new(plan, req.limit);
+        let mut fetch_stats = QueryStats::default();
+        for mut sc in streams {
+            // A stream's chunks do not overlap in time (ordered writes; a chunk listed twice is
+            // one `ChunkRef`), so visiting them in direction order yields entries in order and
+            // the scan can stop at the limit. Replicas' overlapping chunks (cluster) will need a
+            // merge here.
             match dir {
                 Direction::Forward => sc.chunks.sort_by_key(|c| (c.from, c.through)),
                 Direction::Backward => sc.chunks.sort_by_key(|c| std::cmp::Reverse((c.through, c.from))),
             }
-            let mut entries: Vec<Entry> = Vec::new();
+            let mut scan = collector.stream(&sc.labels);
             let mut fetched = futures::stream::iter(sc.chunks.iter().copied())
                 .map(|c| async move { (c, self.fetch(tenant, c).await) })
                 .buffered(self.concurrency);
             while let Some((cref, chunk)) = fetched.next().await {
-                if entries.len() >= limit && !could_improve(&entries, &cref, dir) {
+                let chunk = chunk?;
+                fetch_stats.chunks_fetched += 1;
+                fetch_stats.chunk_bytes_fetched += u64::from(cref.size);
+                let flow = chunk
+                    .for_each_entry(start, end, dir, |e| scan.push(e.ts, e.line, &mut e.metadata.iter()))
+                    .map_err(|e| QuerierError::CorruptChunk {
+                        key: cref.key(tenant),
+                        reason: e.to_string(),
+                    })?;
+                if flow.is_break() {
                     break;
                 }
+            }
+        }
+        let (out, mut stats) = collector.finish();
+        stats.merge(&fetch_stats);
+        Ok((out, stats))
+    }
+
+    /// Samples of one range aggregation from the planned streams' chunks in `[start, end)`.
+    pub(crate) async fn select_samples(
+        &self,
+        tenant: &str,
+        plan: &SamplePlan,
+        streams: Vec<StreamChunks>,
+        start: i64,
+        end: i64,
+    ) -> Result<(Vec<SampleSeries>, QueryStats), QuerierError> {
+        let mut collector = SampleCollector::new(plan);
+        let mut fetch_stats = QueryStats::default();
+        for mut sc in streams {
+            sc.chunks.sort_by_key(|c| (c.from, c.through));
+            let mut scan = collector.stream(&sc.labels);
+            let mut fetched = futures::stream::iter(sc.chunks.iter().copied())
+                .map(|c| async move { (c, self.fetch(tenant, c).await) })
+                .buffered(self.concurrency);
+            while let Some((cref, chunk)) = fetched.next().await {
                 let chunk = chunk?;
-                stats.chunks_fetched += 1;
-                stats.chunk_bytes_fetched += u64::from(cref.size);
-                let mut taken = 0usize;
-                // Break only means this chunk gave `limit` entries.
+                fetch_stats.chunks_fetched += 1;
+                fetch_stats.chunk_bytes_fetched += u64::from(cref.size);
+                // The visitor never breaks.
                 let _ = chunk
-                    .for_each_entry(start, end, dir, |e| {
-                        stats.lines_processed += 1;
-                        stats.bytes_processed += e.line.len() as u64;
-                        if q.pipeline.matches(e.line) {
-                            stats.post_filter_lines += 1;
-                            entries.push(e.to_entry());
-                            taken += 1;
-                            if taken >= limit {
-                                return ControlFlow::Break(());
-                            }
-                        }
+                    .for_each_entry(start, end, Direction::Forward, |e| {
+                        scan.push(e.ts, e.line, &mut e.metadata.iter());
                         ControlFlow::Continue(())
                     })
                     .map_err(|e| QuerierError::CorruptChunk {
                         key: cref.key(tenant),
                         reason: e.to_string(),
                     })?;
-                // Keep only the best `limit` so memory stays bounded by the result.
-                sort_dedup(&mut entries, dir);
-                entries.truncate(limit);
-            }
-            if !entries.is_empty() {
-                out.push(Stream {
-                    labels: sc.labels.to_string(),
-                    entries,
-                });
             }
         }
-        Ok((out, stats))
+        let (series, mut stats) = collector.finish();
+        stats.merge(&fetch_stats);
+        Ok((series, stats))
     }
 
     /// Label names, or the values of `name`, of streams in the index for `[start, end)`.
@@ -192,13 +212,13 @@ impl StoreReader {
         &self,
         tenant: &str,
         name: Option<&str>,
-        q: Option<&LogQuery>,
+        selector: Option<&Selector>,
         start: i64,
         end: i64,
     ) -> Result<BTreeSet<String>, QuerierError> {
         let indexes = self.indexes(tenant, start, end).await?;
         let mut out = BTreeSet::new();
-        let matchers = q.map(|q| q.selector().matchers()).unwrap_or_default();
+        let matchers = selector.map(Selector::matchers).unwrap_or_default();
         let fns: Vec<LabelMatch<'_>> = matchers
             .iter()
             .map(|m| LabelMatch::new(m.name(), |v| m.matches(v)))
@@ -213,23 +233,4 @@ impl StoreReader {
         }
         Ok(out)
     }
-}
-
-/// Whether a chunk could still contribute an entry that beats the worst one kept.
-fn could_improve(entries: &[Entry], c: &ChunkRef, dir: Direction) -> bool {
-    match (dir, entries.last()) {
-        (_, None) => true,
-        (Direction::Forward, Some(worst)) => c.from <= worst.ts,
-        (Direction::Backward, Some(worst)) => c.through >= worst.ts,
-    }
-}
-
-/// Sorts entries in direction order and drops exact duplicates (the same line flushed by
-/// several replicas, or listed in two index objects).
-pub(crate) fn sort_dedup(entries: &mut Vec<Entry>, dir: Direction) {
-    match dir {
-        Direction::Forward => entries.sort(),
-        Direction::Backward => entries.sort_by(|a, b| b.ts.cmp(&a.ts).then_with(|| a.cmp(b))),
-    }
-    entries.dedup();
 }

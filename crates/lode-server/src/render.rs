@@ -44,15 +44,15 @@ struct StreamJson<'a> {
     values: Vec<Value>,
 }
 
-/// Without the categorize flag, Loki puts structured metadata into each entry's stream labels,
-/// so one stored stream may become several result streams.
+/// Without the categorize flag, Loki puts structured metadata and parsed labels into each entry's
+/// stream labels, so one stored stream may become several result streams.
 fn plain_streams(streams: &[Stream]) -> Vec<Value> {
     let mut out: BTreeMap<Vec<(String, String)>, Vec<Value>> = BTreeMap::new();
     for s in streams {
         let base = stream_pairs(&s.labels);
         for e in &s.entries {
             let mut key = base.clone();
-            for (n, v) in &e.metadata {
+            for (n, v) in e.metadata.iter().chain(&e.parsed) {
                 match key.iter_mut().find(|(k, _)| k == n) {
                     Some(slot) => slot.1 = v.clone(),
                     None => key.push((n.clone(), v.clone())),
@@ -84,13 +84,14 @@ fn categorized_streams(streams: &[Stream]) -> Vec<Value> {
                 .iter()
                 .map(|e| {
                     let mut meta = serde_json::Map::new();
-                    if !e.metadata.is_empty() {
-                        let sm: serde_json::Map<String, Value> = e
-                            .metadata
-                            .iter()
-                            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                            .collect();
-                        meta.insert("structuredMetadata".into(), Value::Object(sm));
+                    for (key, pairs) in [("structuredMetadata", &e.metadata), ("parsed", &e.parsed)] {
+                        if !pairs.is_empty() {
+                            let m: serde_json::Map<String, Value> = pairs
+                                .iter()
+                                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                                .collect();
+                            meta.insert(key.into(), Value::Object(m));
+                        }
                     }
                     json!([e.ts.to_string(), e.line, meta])
                 })
