@@ -93,6 +93,7 @@ impl LogPlan {
                 .stages
                 .as_ref()
                 .map(|_| LabelsBuilder::new(labels.pairs().to_vec())),
+            buf: String::new(),
         }
     }
 }
@@ -180,23 +181,25 @@ fn label_filter(f: &LabelFilterExpr) -> Result<stages::LabelFilter> {
 struct StreamPipeline {
     stages: Option<StagePipeline>,
     lbs: Option<LabelsBuilder>,
+    /// The line being rewritten by stages; reused so a line costs a copy, not an allocation.
+    buf: String,
 }
 
 /// An entry after the pipeline, with its labels by category.
-struct Processed<'l, 'b> {
-    line: Cow<'l, str>,
+struct Processed<'b> {
+    line: Cow<'b, str>,
     /// `None` when no stage ran: the stream's labels and the entry's metadata are unchanged.
     labels: Option<&'b LabelsBuilder>,
 }
 
 impl StreamPipeline {
-    fn run<'l, 'b>(
+    fn run<'b, 'l: 'b>(
         &'b mut self,
         filters: &Pipeline,
         ts: i64,
         line: &'l str,
         metadata: &mut dyn Iterator<Item = (&'l str, &'l str)>,
-    ) -> Option<Processed<'l, 'b>> {
+    ) -> Option<Processed<'b>> {
         if !filters.matches(line) {
             return None;
         }
@@ -207,12 +210,13 @@ impl StreamPipeline {
             });
         };
         lbs.reset_with_metadata(metadata);
-        let mut owned = line.to_string();
-        if !stages.process(ts, &mut owned, lbs) {
+        self.buf.clear();
+        self.buf.push_str(line);
+        if !stages.process(ts, &mut self.buf, lbs) {
             return None;
         }
         Some(Processed {
-            line: Cow::Owned(owned),
+            line: Cow::Borrowed(self.buf.as_str()),
             labels: Some(lbs),
         })
     }
@@ -337,6 +341,9 @@ pub struct SamplePlan {
     log: LogPlan,
     extractor: Extractor,
     post_filters: Vec<stages::LabelFilter>,
+    /// An outer `sum by/without (...)` pushed into extraction: series keep only what the sum
+    /// keeps, so a parser's per-line labels never become one series per line.
+    group: Option<ast::Grouping>,
 }
 
 /// `__error__` value for a failed unwrap conversion, as Loki names it.
@@ -365,13 +372,23 @@ impl SamplePlan {
             log,
             extractor,
             post_filters,
+            group: None,
         })
     }
 
-    /// Parses the text of one range aggregation, as the querier sends it to sources.
+    /// Parses the text of one source as the querier sends it: a range aggregation, or one
+    /// wrapped in the `sum` whose grouping was pushed down (see [`pushdown_grouping`]).
     pub fn parse(query: &str) -> Result<SamplePlan> {
         match crate::parse_expr(query)? {
             Expr::RangeAggregation(agg) => SamplePlan::new(&agg),
+            Expr::VectorAggregation(v) => match (&*v.inner, pushdown_grouping(&v)) {
+                (Expr::RangeAggregation(agg), Some(group)) => {
+                    let mut plan = SamplePlan::new(agg)?;
+                    plan.group = Some(group);
+                    Ok(plan)
+                }
+                _ => Err(invalid("expected a range aggregation")),
+            },
             _ => Err(invalid("expected a range aggregation")),
         }
     }
@@ -408,6 +425,7 @@ impl<'p> SampleCollector<'p> {
             pipe = StreamPipeline {
                 stages: Some(StagePipeline::default()),
                 lbs: Some(LabelsBuilder::new(labels.pairs().to_vec())),
+                buf: String::new(),
             };
         }
         SampleScan {
@@ -460,11 +478,15 @@ impl SampleScan<'_, '_> {
             None => return,
         };
         c.stats.post_filter_lines += 1;
+        let group = c.plan.group.as_ref();
         let (labels, value) = match (&c.plan.extractor, self.pipe.lbs.as_mut().filter(|_| staged)) {
-            (Extractor::Count, None) => (labels_with_metadata(&self.printed, &md), 1.0),
-            (Extractor::Bytes, None) => (labels_with_metadata(&self.printed, &md), line_len as f64),
-            (Extractor::Count, Some(lbs)) => (all_labels(lbs, None), 1.0),
-            (Extractor::Bytes, Some(lbs)) => (all_labels(lbs, None), line_len as f64),
+            (Extractor::Count, None) => (grouped(labels_with_metadata(&self.printed, &md), group), 1.0),
+            (Extractor::Bytes, None) => (
+                grouped(labels_with_metadata(&self.printed, &md), group),
+                line_len as f64,
+            ),
+            (Extractor::Count, Some(lbs)) => (all_labels(lbs, None, group), 1.0),
+            (Extractor::Bytes, Some(lbs)) => (all_labels(lbs, None, group), line_len as f64),
             (Extractor::Unwrap { label, conversion }, Some(lbs)) => {
                 let Some(raw) = lbs.get(label).map(str::to_string) else {
                     return; // lines without the unwrapped label are skipped, as in Loki
@@ -483,7 +505,7 @@ impl SampleScan<'_, '_> {
                         return;
                     }
                 }
-                (all_labels(lbs, Some(label)), value)
+                (all_labels(lbs, Some(label), group), value)
             }
             (Extractor::Unwrap { .. }, None) => return,
         };
@@ -517,12 +539,64 @@ fn labels_with_metadata(printed: &str, md: &[(String, String)]) -> String {
 }
 
 /// Every label of a processed entry, categories merged (parsed wins), without `skip`.
-fn all_labels(lbs: &LabelsBuilder, skip: Option<&str>) -> String {
+fn all_labels(lbs: &LabelsBuilder, skip: Option<&str>, group: Option<&ast::Grouping>) -> String {
+    // `by (...)`: look up only the kept labels instead of copying every label of the line.
+    if let Some(g) = group.filter(|g| !g.without) {
+        let pairs: Vec<(String, String)> = g
+            .labels
+            .iter()
+            .filter(|n| Some(n.as_str()) != skip)
+            .filter_map(|n| lbs.get(n).filter(|v| !v.is_empty()).map(|v| (n.clone(), v.to_string())))
+            .collect();
+        return Labels::from_sorted_unchecked(pairs).to_string();
+    }
     let pairs: Vec<(String, String)> = non_empty(lbs.labels().into_iter())
         .into_iter()
-        .filter(|(n, _)| Some(n.as_str()) != skip)
+        .filter(|(n, _)| Some(n.as_str()) != skip && keeps(group, n))
         .collect();
     Labels::from_sorted_unchecked(pairs).to_string()
+}
+
+fn keeps(group: Option<&ast::Grouping>, name: &str) -> bool {
+    match group {
+        None => true,
+        Some(g) => g.labels.iter().any(|l| l == name) != g.without,
+    }
+}
+
+fn grouped(printed: String, group: Option<&ast::Grouping>) -> String {
+    match group {
+        None => printed,
+        Some(_) => {
+            let pairs = Labels::parse(&printed).map(Labels::into_pairs).unwrap_or_default();
+            Labels::from_sorted_unchecked(pairs.into_iter().filter(|(n, _)| keeps(group, n)).collect()).to_string()
+        }
+    }
+}
+
+/// Loki's push-down: a `sum` over a range aggregation whose result is itself a sum of per-line
+/// values (count, bytes, rate, sum) may drop, at extraction, every label the `sum` drops. Loki
+/// does the same, which is also why such queries count lines whose parser failed instead of
+/// refusing them. Returns the grouping to apply (`sum(...)` keeps no label).
+pub fn pushdown_grouping(v: &ast::VectorAggregation) -> Option<ast::Grouping> {
+    let Expr::RangeAggregation(agg) = &*v.inner else {
+        return None;
+    };
+    let summable = matches!(
+        agg.op,
+        ast::RangeOp::CountOverTime
+            | ast::RangeOp::Rate
+            | ast::RangeOp::BytesOverTime
+            | ast::RangeOp::BytesRate
+            | ast::RangeOp::SumOverTime
+    );
+    if v.op != ast::VectorOp::Sum || !summable || agg.grouping.is_some() {
+        return None;
+    }
+    Some(v.grouping.clone().unwrap_or(ast::Grouping {
+        without: false,
+        labels: Vec::new(),
+    }))
 }
 
 /// One sample source of a metric query: the range aggregation's text (sent to ingesters and
@@ -611,6 +685,19 @@ fn to_plan(expr: &Expr, sources: &mut Vec<SourceSpec>) -> Result<MetricPlan> {
                 grouping: grouping(&agg.grouping),
                 param: agg.param,
                 source: sources.len() - 1,
+            }
+        }
+        Expr::VectorAggregation(v) if pushdown_grouping(v).is_some() => {
+            let inner = to_plan(&v.inner, sources)?;
+            // The source extracts with the sum's grouping: send it the sum's text.
+            if let Some(last) = sources.last_mut() {
+                last.query = Expr::VectorAggregation(v.clone()).to_string();
+            }
+            MetricPlan::VectorAgg {
+                op: metric::VectorOp::Sum,
+                grouping: grouping(&v.grouping),
+                param: None,
+                inner: Box::new(inner),
             }
         }
         Expr::VectorAggregation(v) => MetricPlan::VectorAgg {

@@ -156,3 +156,27 @@ fn metric_queries_map_onto_the_engine() {
         }])
     );
 }
+
+#[test]
+fn a_sum_pushes_its_grouping_into_extraction() {
+    let q =
+        MetricQuery::new(&crate::parse_expr(r#"sum by (level) (count_over_time({app="a"} | logfmt [1m]))"#).unwrap())
+            .unwrap();
+    assert!(
+        q.sources[0].query.starts_with("sum by (level)"),
+        "{}",
+        q.sources[0].query
+    );
+    let e: &[TestEntry<'_>] = &[
+        (1, "level=info id=1", &[]),
+        (2, "level=info id=2", &[]),
+        (3, "{bad", &[]),
+    ];
+    let s = samples(&q.sources[0].query, r#"{app="a"}"#, e);
+    // One series per level, not one per line; the line logfmt could not parse is counted too.
+    let labels: Vec<&str> = s.iter().map(|s| s.labels.as_str()).collect();
+    assert_eq!(labels, [r#"{level="info"}"#, r#"{}"#]);
+    // Without a sum, every label is kept.
+    let plain = samples(r#"count_over_time({app="a"} | logfmt [1m])"#, r#"{app="a"}"#, e);
+    assert_eq!(plain.len(), 3);
+}
