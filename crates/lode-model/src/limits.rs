@@ -32,6 +32,8 @@ pub struct LimitsConfig {
     pub max_entries_limit_per_query: usize,
     /// Most series a metric query may return.
     pub max_query_series: usize,
+    /// Longest a query may run before it is abandoned with a 504.
+    pub query_timeout: ConfigDuration,
     /// Longest time range a query may span.
     pub max_query_length: ConfigDuration,
 }
@@ -52,6 +54,7 @@ impl Default for LimitsConfig {
             max_structured_metadata_entries_count: 128,
             max_entries_limit_per_query: 5000,
             max_query_series: 500,
+            query_timeout: ConfigDuration::secs(60),
             max_query_length: ConfigDuration::secs(721 * 3600),
         }
     }

@@ -243,9 +243,22 @@ fn thin(entries: Vec<Entry>, dir: Direction, interval: i64) -> Vec<Entry> {
     out
 }
 
-#[async_trait]
-impl QueryHandler for Querier {
-    async fn query_range(&self, tenant: &str, req: RangeQuery) -> Result<QueryResponse, ApiError> {
+/// Loki's answer when a query runs past `query_timeout`.
+pub const TIMEOUT_MSG: &str = "request timed out, decrease the duration of the request or add more label matchers (prefer exact match over regex match) to reduce the amount of data processed";
+
+impl Querier {
+    /// Runs `f` under `limits_config.query_timeout`.
+    async fn within_timeout<T>(&self, f: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+        let limit = self.limits.query_timeout.0;
+        if limit.is_zero() {
+            return f.await;
+        }
+        tokio::time::timeout(limit, f)
+            .await
+            .unwrap_or_else(|_| Err(ApiError::new(ErrorCode::Timeout, TIMEOUT_MSG)))
+    }
+
+    async fn run_range(&self, tenant: &str, req: RangeQuery) -> Result<QueryResponse, ApiError> {
         let started = Instant::now();
         let expr = lode_logql::parse_expr(&req.query)?;
         self.check_range(req.start, req.end)?;
@@ -270,7 +283,7 @@ impl QueryHandler for Querier {
         })
     }
 
-    async fn query_instant(&self, tenant: &str, req: InstantQuery) -> Result<QueryResponse, ApiError> {
+    async fn run_instant(&self, tenant: &str, req: InstantQuery) -> Result<QueryResponse, ApiError> {
         let started = Instant::now();
         let expr = lode_logql::parse_expr(&req.query)?;
         if matches!(expr, Expr::Log(_)) {
@@ -284,6 +297,17 @@ impl QueryHandler for Querier {
             stats,
             exec_time: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+#[async_trait]
+impl QueryHandler for Querier {
+    async fn query_range(&self, tenant: &str, req: RangeQuery) -> Result<QueryResponse, ApiError> {
+        self.within_timeout(self.run_range(tenant, req)).await
+    }
+
+    async fn query_instant(&self, tenant: &str, req: InstantQuery) -> Result<QueryResponse, ApiError> {
+        self.within_timeout(self.run_instant(tenant, req)).await
     }
 
     async fn label_names(&self, tenant: &str, req: LabelRequest) -> Result<Vec<String>, ApiError> {

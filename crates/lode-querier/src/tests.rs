@@ -177,3 +177,64 @@ fn merge_dedups_replicas_and_thins_by_interval() {
     );
     assert_eq!(thinned[0].entries.iter().map(|e| e.ts).collect::<Vec<_>>(), [0, 5, 10]);
 }
+
+/// An ingester that answers after a delay, to run a query past its timeout.
+struct SlowIngester;
+
+#[async_trait::async_trait]
+impl LogQuerier for SlowIngester {
+    async fn select_logs(
+        &self,
+        _: &str,
+        _: &lode_model::api::LogSelect,
+    ) -> Result<lode_model::api::SelectResult, ApiError> {
+        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        Ok(Default::default())
+    }
+    async fn select_samples(
+        &self,
+        _: &str,
+        _: &lode_model::api::SampleSelect,
+    ) -> Result<lode_model::api::SampleResult, ApiError> {
+        tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+        Ok(Default::default())
+    }
+    async fn label_names(&self, _: &str, _: &lode_model::api::LabelRequest) -> Result<Vec<String>, ApiError> {
+        Ok(vec![])
+    }
+    async fn label_values(&self, _: &str, _: &str, _: &lode_model::api::LabelRequest) -> Result<Vec<String>, ApiError> {
+        Ok(vec![])
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn queries_past_query_timeout_are_504() {
+    let limits = LimitsConfig {
+        query_timeout: lode_model::time::ConfigDuration::secs(30),
+        ..LimitsConfig::default()
+    };
+    let q = Querier::new(
+        QuerierConfig::default(),
+        limits,
+        ObjectStorage::in_memory(),
+        vec![Arc::new(SlowIngester)],
+    );
+    let e = q
+        .query_range("t", range(r#"{app="a"}"#, Direction::Forward, 10))
+        .await
+        .unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (ErrorCode::Timeout, TIMEOUT_MSG));
+    let e = q
+        .query_instant(
+            "t",
+            lode_model::api::InstantQuery {
+                query: r#"count_over_time({app="a"}[1m])"#.into(),
+                time: T0,
+                limit: 10,
+                direction: Direction::Backward,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Timeout);
+}
