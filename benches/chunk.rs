@@ -9,46 +9,13 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lode_benches::Rng;
 use lode_chunk::{Chunk, DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, MemChunk};
 use lode_model::Direction;
 
 const BYTES_PER_KIND: usize = 8 << 20;
 /// One line in this many carries the rare needle.
 const RARE_EVERY: u64 = 20_000;
-
-/// xorshift64*: deterministic, dependency-free, good enough to pick words.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-    /// Skewed pick: earlier items far more likely, as levels, status codes and endpoints are.
-    fn skewed<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        let a = self.below(xs.len() as u64);
-        let b = self.below(xs.len() as u64);
-        xs[a.min(b) as usize]
-    }
-    /// Heavy-tailed in `[0, n)`: small values much more likely than large ones.
-    fn heavy(&mut self, n: u64) -> u64 {
-        let m = 1 + self.below(n);
-        self.below(m)
-    }
-    fn hex(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from(b"0123456789abcdef"[self.below(16) as usize]))
-            .collect()
-    }
-}
 
 const LEVELS: &[&str] = &["info", "info", "info", "debug", "warn", "error"];
 const CALLERS: &[&str] = &[

@@ -7,32 +7,12 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lode_benches::Rng;
 use lode_logql::parse_log_query;
 
 const TOTAL_BYTES: usize = 8 << 20;
 /// One line in this many carries the rare needle.
 const NEEDLE_EVERY: u64 = 10_000;
-
-/// xorshift64*: deterministic and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// Skewed pick: earlier items far more likely, as levels, statuses and paths are.
-    fn skewed<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        let a = self.below(xs.len() as u64);
-        let b = self.below(xs.len() as u64);
-        xs[a.min(b) as usize]
-    }
-}
 
 fn logfmt_lines() -> Vec<String> {
     const LEVELS: &[&str] = &["info", "debug", "warn", "error"];

@@ -11,6 +11,7 @@ use std::hint::black_box;
 use std::ops::ControlFlow;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lode_benches::Rng;
 use lode_chunk::{Chunk, MemChunk};
 use lode_logql::engine::{LogPlan, MetricQuery, SampleCollector, SamplePlan, StreamCollector};
 use lode_logql::metric;
@@ -21,19 +22,6 @@ const T0: i64 = 1_700_000_000 * NS;
 const SPAN: i64 = 2 * 3600 * NS;
 const LINES_PER_STREAM: i64 = 4_000;
 const STREAMS: usize = 10;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[(self.next() % xs.len() as u64) as usize]
-    }
-}
 
 const LEVELS: [&str; 8] = ["info", "info", "info", "info", "info", "debug", "warn", "error"];
 const PATHS: [&str; 5] = ["/api/users", "/api/orders", "/healthz", "/api/cart", "/static/app.js"];

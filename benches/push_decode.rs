@@ -16,6 +16,7 @@ use std::hint::black_box;
 use std::io::Write as _;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use lode_benches::Rng;
 use lode_model::Entry;
 use lode_model::api::{PushRequest, PushStream};
 use lode_proto::logproto;
@@ -24,29 +25,6 @@ use prost::Message;
 
 const STREAMS: usize = 100;
 const LINES_PER_STREAM: usize = 100;
-
-/// xorshift64*: deterministic and dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-    fn hex(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from(b"0123456789abcdef"[self.below(16) as usize]))
-            .collect()
-    }
-}
 
 const LEVELS: &[&str] = &["info", "info", "info", "debug", "warn", "error"];
 const METHODS: &[&str] = &["GET", "GET", "GET", "POST", "PUT", "DELETE"];
