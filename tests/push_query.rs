@@ -648,8 +648,8 @@ async fn labels_values_and_operations() {
         get_json("/loki/api/v1/label/nope/values", vec![]).await["data"],
         json!([])
     );
-    // Outside the data's time range: nothing from memory (the flushed day's index still
-    // answers for its whole period, as Loki's index granularity does).
+    // Outside the data's time range: nothing from memory, nothing from the index (it selects
+    // only chunks overlapping the range), and still `"data":[]`.
     let (s, body) = p
         .get("/loki/api/v1/labels", &[("start", "1000"), ("end", "2000")], &[])
         .await
