@@ -1,4 +1,6 @@
 use super::*;
+use crate::metric;
+use lode_model::api::SampleSeries;
 
 /// `(ts, line, structured metadata)` test entries.
 type TestEntry<'a> = (i64, &'a str, &'a [(&'a str, &'a str)]);
