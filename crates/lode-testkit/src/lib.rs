@@ -1,8 +1,9 @@
 //! Test helpers for Lode's integration tests: start the real `lode` binary on a loopback port
 //! chosen by the OS, with its own temporary data directory, wait until it is ready, stop it
 //! gracefully (SIGTERM) or brutally (SIGKILL), restart it on the same data, and speak Loki's
-//! HTTP API to it. `s3` starts a real S3-compatible server for the object-store tests.
+//! HTTP API to it. `bodies` builds push requests independently of Lode's encoders; `s3` starts a real S3-compatible server for the object-store tests.
 
+pub mod bodies;
 mod s3;
 pub use s3::S3Server;
 
@@ -174,6 +175,45 @@ impl LodeProcess {
         }
         Ok(serde_json::from_str(&body)?)
     }
+}
+
+impl LodeProcess {
+    /// A successful log `query_range` from 1 s before `t0` to 60 s after it (limit 1000),
+    /// checked for Loki's envelope, as sorted `(stream labels, [(ts, line)])`.
+    pub async fn streams_around(&self, q: &str, dir: &str, t0: i64) -> Vec<(Value, Vec<(String, String)>)> {
+        let start = (t0 - 1_000_000_000).to_string();
+        let end = (t0 + 60_000_000_000).to_string();
+        let params = [
+            ("query", q),
+            ("direction", dir),
+            ("start", start.as_str()),
+            ("end", end.as_str()),
+            ("limit", "1000"),
+        ];
+        let v = match self.query_range(&params).await {
+            Ok(v) => v,
+            Err(e) => panic!("query_range {q}: {e}"),
+        };
+        assert_eq!(v["status"], "success");
+        assert_eq!(v["data"]["resultType"], "streams");
+        assert!(v["data"]["stats"]["summary"]["totalBytesProcessed"].as_u64().is_some());
+        streams(&v)
+    }
+}
+
+/// Now, in Unix nanoseconds.
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Expected `(ts, line)` pairs for lines at offsets (ns) after `t0`.
+pub fn entries(t0: i64, lines: &[(i64, &str)]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .map(|(dt, l)| ((t0 + dt).to_string(), l.to_string()))
+        .collect()
 }
 
 impl Drop for LodeProcess {
