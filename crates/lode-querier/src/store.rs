@@ -124,6 +124,18 @@ impl StoreReader {
         })
     }
 
+    /// Fetches `chunks` with up to `concurrency` requests in flight, yielding them in the given
+    /// order.
+    fn fetch_in_order<'a>(
+        &'a self,
+        tenant: &'a str,
+        chunks: &[ChunkRef],
+    ) -> impl futures::Stream<Item = (ChunkRef, Result<Chunk, QuerierError>)> + 'a {
+        futures::stream::iter(chunks.to_vec())
+            .map(move |c| async move { (c, self.fetch(tenant, c).await) })
+            .buffered(self.concurrency)
+    }
+
     /// Entries of the planned streams in `[start, end)` through the query's pipeline, at most
     /// `limit` per stored stream (the newest for backward, the oldest for forward).
     pub(crate) async fn select(
@@ -146,9 +158,7 @@ impl StoreReader {
                 Direction::Backward => sc.chunks.sort_by_key(|c| std::cmp::Reverse((c.through, c.from))),
             }
             let mut scan = collector.stream(&sc.labels);
-            let mut fetched = futures::stream::iter(sc.chunks.iter().copied())
-                .map(|c| async move { (c, self.fetch(tenant, c).await) })
-                .buffered(self.concurrency);
+            let mut fetched = self.fetch_in_order(tenant, &sc.chunks);
             while let Some((cref, chunk)) = fetched.next().await {
                 let chunk = chunk?;
                 fetch_stats.chunks_fetched += 1;
@@ -183,9 +193,7 @@ impl StoreReader {
         for mut sc in streams {
             sc.chunks.sort_by_key(|c| (c.from, c.through));
             let mut scan = collector.stream(&sc.labels);
-            let mut fetched = futures::stream::iter(sc.chunks.iter().copied())
-                .map(|c| async move { (c, self.fetch(tenant, c).await) })
-                .buffered(self.concurrency);
+            let mut fetched = self.fetch_in_order(tenant, &sc.chunks);
             while let Some((cref, chunk)) = fetched.next().await {
                 let chunk = chunk?;
                 fetch_stats.chunks_fetched += 1;
