@@ -13,8 +13,9 @@ pub struct PatternFilter {
     nodes: Vec<Option<Finder<'static>>>,
 }
 
-/// `<name>` at the start of `s`: the name and the bytes consumed.
-fn capture(s: &str) -> Option<(&str, usize)> {
+/// `<name>` at the start of `s`: the name and the bytes consumed. Shared by the `|>` filter,
+/// the `| pattern` parser and the query parser's validation of both.
+pub(crate) fn capture(s: &str) -> Option<(&str, usize)> {
     let rest = s.strip_prefix('<')?;
     let end = rest.find('>')?;
     let name = &rest[..end];

@@ -31,6 +31,7 @@ use crate::ast::{
     ExtractParam, LabelFmt, LabelFmtSource, LabelSelection, ParserStage, Stage, Unwrap, UnwrapConversion,
 };
 use crate::matcher::Matcher;
+use crate::pattern::capture;
 use crate::regex_compat;
 
 /// Names that start a stage rather than a label filter after `|`.
@@ -256,16 +257,6 @@ pub(crate) fn check_pattern(p: &str) -> Result<(), String> {
         return Err("at least one capture is required".to_string());
     }
     Ok(())
-}
-
-/// `<name>` at the start of `s`: the name and the bytes consumed.
-fn capture(s: &str) -> Option<(&str, usize)> {
-    let rest = s.strip_prefix('<')?;
-    let end = rest.find('>')?;
-    let name = &rest[..end];
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some((name, end + 2))
 }
 
 /// `line_format "template"`.

@@ -5,6 +5,7 @@ use regex::bytes::{CaptureLocations, Regex};
 
 use super::labels::{DUPLICATE_SUFFIX, LabelsBuilder};
 use super::{Stage, push_sanitized};
+use crate::pattern::capture;
 use crate::regex_compat;
 
 /// `| regexp`: named groups become labels; a line that does not match is kept unchanged.
@@ -92,16 +93,6 @@ enum Node {
 pub struct PatternParser {
     nodes: Vec<Node>,
     name: String,
-}
-
-/// `<name>` at the start of `s`: the name and the bytes consumed.
-fn capture(s: &str) -> Option<(&str, usize)> {
-    let rest = s.strip_prefix('<')?;
-    let end = rest.find('>')?;
-    let name = &rest[..end];
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some((name, end + 2))
 }
 
 impl PatternParser {
