@@ -1,22 +1,21 @@
-//! LogQL for Lode: the nom parser, the AST with its canonical printer, and evaluation of stream
-//! selectors and line-filter pipelines. Queriers and ingesters both parse the query text with
-//! [`parse_log_query`]: the index narrows streams with [`Selector::matchers`], a stream is kept
-//! when [`Selector::matches`] its labels, and the chunk scanner runs each line through the
-//! compiled [`Pipeline`] (or memmem-scans whole blocks for [`Pipeline::required_substrings`]).
+//! LogQL for Lode: the nom parser, the AST with its canonical printer, and evaluation. Queriers
+//! parse the query text with [`parse_expr`]; [`engine`] compiles a log query into a
+//! [`engine::LogPlan`] (selector, line filters hoisted onto the raw line, then the [`stages`]) and
+//! a metric query into a [`engine::MetricQuery`] (a [`metric`] plan plus one sample source per
+//! range aggregation). Ingesters and the store feed each stream's entries to the engine's
+//! collectors; the index narrows streams with [`Selector::matchers`] first.
 //!
 //! Semantics follow Grafana Loki 3.x: regex matchers are fully anchored, line regexes are not,
 //! Go's RE2 dialect is translated for Rust's engine (ASCII `\d \w \s \b`, `\Q..\E`), and errors
 //! use Loki's `parse error at line L, col C: ...` wording so clients show familiar messages.
 //!
-//! Parsing covers the whole language of Loki's feature matrix: [`parse_expr`] reads and validates
-//! log queries with every pipeline stage (line filters, `json`/`logfmt`/`regexp`/`pattern`/
-//! `unpack` parsers, label filters, `line_format`, `label_format`, `drop`, `keep`, `decolorize`)
-//! and metric queries (range aggregations with `unwrap` and `offset`, vector aggregations,
-//! binary operators with `bool`/`on`/`ignoring`/`group_left`/`group_right`, literals, `vector`,
-//! `label_replace`) into the typed tree of [`ast`], printed back canonically by `Display`.
-//! Evaluation today covers log queries made only of line filters ([`parse_log_query`]); other
-//! stages and metric queries parse, but are refused there with [`LogqlError::Unsupported`]
-//! until their evaluation (`stages`, `metric`) is wired in, never guessed.
+//! Parsing covers the whole language of Loki's feature matrix: log queries with every pipeline
+//! stage (line filters, `json`/`logfmt`/`regexp`/`pattern`/`unpack` parsers, label filters,
+//! `line_format`, `label_format`, `drop`, `keep`, `decolorize`) and metric queries (range
+//! aggregations with `unwrap` and `offset`, vector aggregations, binary operators with
+//! `bool`/`on`/`ignoring`/`group_left`/`group_right`, literals, `vector`, `label_replace`), into
+//! the typed tree of [`ast`], printed back canonically by `Display`. [`parse_log_query`] remains
+//! for callers that only handle line-filter queries (it refuses other stages).
 
 pub mod ast;
 pub mod engine;
