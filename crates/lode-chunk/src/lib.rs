@@ -6,7 +6,8 @@
 //! decompressing it under a size cap before handing out zero-copy [`EntryRef`]s.
 //!
 //! Blocks are columnar (timestamps, lengths, metadata and line bytes in separate runs) so zstd
-//! sees like next to like and a `|= "needle"` filter runs one `memmem` over a block's lines.
+//! sees like next to like, and `for_each_containing` can run one `memmem` over a block's lines
+//! (the queriers do not use that fast path yet; they filter line by line).
 //! The byte layout is in `docs/chunk-format.md`.
 
 mod block;
