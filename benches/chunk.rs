@@ -236,10 +236,17 @@ fn scan(bytes: &[u8], needle: &str) -> usize {
     let c = Chunk::decode(bytes).expect("decode");
     let mut hits = 0;
     let _ = c
-        .for_each_containing(i64::MIN, i64::MAX, Direction::Forward, needle.as_bytes(), |e| {
-            hits += black_box(e.line.len()).min(1);
-            ControlFlow::Continue(())
-        })
+        .for_each_containing(
+            i64::MIN,
+            i64::MAX,
+            Direction::Forward,
+            Some(needle.as_bytes()),
+            &mut lode_chunk::Skipped::default(),
+            |e| {
+                hits += black_box(e.line.len()).min(1);
+                ControlFlow::Continue(())
+            },
+        )
         .expect("scan");
     hits
 }

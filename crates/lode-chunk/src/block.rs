@@ -242,6 +242,23 @@ impl Block {
         }
     }
 
+    /// Lines in `[start, end)` and their bytes.
+    pub fn count_in_range(&self, start: i64, end: i64) -> (u64, u64) {
+        // Offset where line `i` starts (= where line `i - 1` ends).
+        let offset = |i: usize| {
+            i.checked_sub(1)
+                .and_then(|p| self.line_ends.get(p))
+                .map_or(0, |e| *e as u64)
+        };
+        let line_len = |i: usize| offset(i + 1).saturating_sub(offset(i));
+        let r = self.candidates(start, end);
+        if self.sorted {
+            return (r.len() as u64, offset(r.end).saturating_sub(offset(r.start)));
+        }
+        r.filter(|i| self.ts.get(*i).is_some_and(|t| *t >= start && *t < end))
+            .fold((0, 0), |(n, b), i| (n + 1, b + line_len(i)))
+    }
+
     pub(crate) fn push(&mut self, ts: i64, line: &str, metadata: &[(String, String)]) {
         let n = self.len();
         if n == 0 {

@@ -87,22 +87,26 @@ impl Chunk {
     where
         F: FnMut(EntryRef<'_>) -> ControlFlow<()>,
     {
-        self.source().scan(start, end, dir, None, &mut f)
+        self.source()
+            .scan(start, end, dir, None, &mut Skipped::default(), &mut f)
     }
 
-    /// Like [`Chunk::for_each_entry`], only entries whose line contains `needle` (LogQL `|=`).
+    /// Like [`Chunk::for_each_entry`], only entries whose line contains `needle` when one is given
+    /// (LogQL `|=`): one `memmem` per decoded block instead of one filter call per line.
     pub fn for_each_containing<F>(
         &self,
         start: i64,
         end: i64,
         dir: Direction,
-        needle: &[u8],
+        needle: Option<&[u8]>,
+        skipped: &mut Skipped,
         mut f: F,
     ) -> Result<ControlFlow<()>>
     where
         F: FnMut(EntryRef<'_>) -> ControlFlow<()>,
     {
-        self.source().scan(start, end, dir, Some(&Finder::new(needle)), &mut f)
+        let finder = needle.map(Finder::new);
+        self.source().scan(start, end, dir, finder.as_ref(), skipped, &mut f)
     }
 
     /// Owned entries in `[start, end)`; for tests and small results.
@@ -126,6 +130,14 @@ impl Chunk {
     }
 }
 
+/// What a needle scan passed over without calling the visitor: the lines in range that do not
+/// contain the needle. A query's "lines processed" counts them too.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    pub lines: u64,
+    pub bytes: u64,
+}
+
 /// Cut blocks plus, for a `MemChunk`, the head block: what a scan walks.
 pub(crate) struct Source<'a> {
     pub(crate) data: &'a [u8],
@@ -141,6 +153,7 @@ impl Source<'_> {
         end: i64,
         dir: Direction,
         needle: Option<&Finder<'_>>,
+        skipped: &mut Skipped,
         f: &mut F,
     ) -> Result<ControlFlow<()>>
     where
@@ -155,6 +168,14 @@ impl Source<'_> {
             Some(finder) => {
                 hits.clear();
                 b.find_matches(finder, start, end, &mut hits);
+                let (lines, bytes) = b.count_in_range(start, end);
+                let hit_bytes: u64 = hits
+                    .iter()
+                    .filter_map(|i| b.entry(*i as usize))
+                    .map(|e| e.line.len() as u64)
+                    .sum();
+                skipped.lines += lines.saturating_sub(hits.len() as u64);
+                skipped.bytes += bytes.saturating_sub(hit_bytes);
                 let mut each = |i: &u32| b.entry(*i as usize).map_or(ControlFlow::Continue(()), &mut *f);
                 match dir {
                     Direction::Forward => hits.iter().try_for_each(&mut each),

@@ -6,8 +6,8 @@
 //! decompressing it under a size cap before handing out zero-copy [`EntryRef`]s.
 //!
 //! Blocks are columnar (timestamps, lengths, metadata and line bytes in separate runs) so zstd
-//! sees like next to like, and `for_each_containing` can run one `memmem` over a block's lines
-//! (the queriers do not use that fast path yet; they filter line by line).
+//! sees like next to like, and `for_each_containing` runs one `memmem` over a block's lines
+//! for a query's `|=` needle instead of testing each line.
 //! The byte layout is in `docs/chunk-format.md`.
 
 mod block;
@@ -21,7 +21,7 @@ mod varint;
 mod tests;
 
 pub use block::{Block, EntryRef, MetadataRef};
-pub use chunk::Chunk;
+pub use chunk::{Chunk, Skipped};
 pub use error::{ChunkError, Result};
 pub use format::{BlockDecoder, BlockMeta, Codec, FORMAT_VERSION, MAGIC, MAX_BLOCK_BYTES};
 pub use memchunk::MemChunk;

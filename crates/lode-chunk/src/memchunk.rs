@@ -8,7 +8,7 @@ use lode_model::{Direction, Entry};
 use memchr::memmem::Finder;
 
 use crate::block::{Block, EntryRef, TRAILER_LEN};
-use crate::chunk::Source;
+use crate::chunk::{Skipped, Source};
 use crate::error::{ChunkError, Result};
 use crate::format::{self, BlockMeta, Codec, HEADER_LEN, MAX_BLOCK_BYTES};
 use crate::{DEFAULT_BLOCK_SIZE, DEFAULT_ZSTD_LEVEL, MAX_ENTRY_BYTES};
@@ -270,22 +270,25 @@ impl MemChunk {
     where
         F: FnMut(EntryRef<'_>) -> ControlFlow<()>,
     {
-        self.source().scan(start, end, dir, None, &mut f)
+        self.source()
+            .scan(start, end, dir, None, &mut Skipped::default(), &mut f)
     }
 
-    /// Like [`MemChunk::for_each_entry`], only entries whose line contains `needle`.
+    /// Like [`MemChunk::for_each_entry`], only entries whose line contains `needle` when given.
     pub fn for_each_containing<F>(
         &self,
         start: i64,
         end: i64,
         dir: Direction,
-        needle: &[u8],
+        needle: Option<&[u8]>,
+        skipped: &mut Skipped,
         mut f: F,
     ) -> Result<ControlFlow<()>>
     where
         F: FnMut(EntryRef<'_>) -> ControlFlow<()>,
     {
-        self.source().scan(start, end, dir, Some(&Finder::new(needle)), &mut f)
+        let finder = needle.map(Finder::new);
+        self.source().scan(start, end, dir, finder.as_ref(), skipped, &mut f)
     }
 
     /// Owned entries in `[start, end)`; for tests and small results.

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use crate::block::Block;
 use crate::format::{FOOTER_LEN, HEADER_LEN, TABLE_ENTRY_LEN};
-use crate::{Chunk, ChunkError, MemChunk};
+use crate::{Chunk, ChunkError, MemChunk, Skipped};
 
 fn build(entries: &[Entry], block_size: usize, zstd: bool) -> MemChunk {
     let mut c = if zstd {
@@ -47,11 +47,17 @@ fn matching(entries: &[Entry], start: i64, end: i64, needle: &str) -> Vec<Entry>
 
 fn containing(c: &Chunk, start: i64, end: i64, dir: Direction, needle: &str) -> Vec<Entry> {
     let mut out = Vec::new();
-    let flow = c.for_each_containing(start, end, dir, needle.as_bytes(), |e| {
+    let mut skipped = Skipped::default();
+    let flow = c.for_each_containing(start, end, dir, Some(needle.as_bytes()), &mut skipped, |e| {
         out.push(e.to_entry());
         ControlFlow::Continue(())
     });
     assert_eq!(flow, Ok(ControlFlow::Continue(())));
+    // Hits plus what the needle passed over are every line in range.
+    let all = c.entries(start, end, dir).unwrap();
+    let bytes = |es: &[Entry]| es.iter().map(|e| e.line.len() as u64).sum::<u64>();
+    assert_eq!(out.len() as u64 + skipped.lines, all.len() as u64);
+    assert_eq!(bytes(&out) + skipped.bytes, bytes(&all));
     out
 }
 

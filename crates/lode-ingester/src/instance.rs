@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, RwLock};
 
+use lode_chunk::Skipped;
 use lode_logql::Selector;
 use lode_logql::engine::{LogPlan, SampleCollector, SamplePlan, StreamCollector};
 use lode_model::api::{QueryStats, SampleSeries, StreamBatch};
@@ -131,17 +132,21 @@ impl Instance {
     ) -> Result<(Vec<ResultStream>, QueryStats), IngesterError> {
         let mut collector = StreamCollector::new(plan, limit);
         let mut head_bytes = 0;
+        let needle = plan.line_filters().required_needle();
+        let mut skipped = Skipped::default();
         for st in self.matching(plan.selector()) {
             let st = st.lock().unwrap_or_else(|p| p.into_inner());
             head_bytes += st.head_bytes();
             let mut scan = collector.stream(&st.labels);
             // Break only means this stream reached its limit.
-            let _ = st.for_each_entry(start, end, dir, &mut |e| {
+            let _ = st.for_each_entry(start, end, dir, needle, &mut skipped, &mut |e| {
                 scan.push(e.ts, e.line, &mut e.metadata.iter())
             })?;
         }
         let (streams, mut stats) = collector.finish();
         stats.head_chunk_bytes += head_bytes;
+        stats.lines_processed += skipped.lines;
+        stats.bytes_processed += skipped.bytes;
         Ok((streams, stats))
     }
 
@@ -153,15 +158,27 @@ impl Instance {
         end: i64,
     ) -> Result<(Vec<SampleSeries>, QueryStats), IngesterError> {
         let mut collector = SampleCollector::new(plan);
+        let needle = plan.line_filters().required_needle();
+        let mut skipped = Skipped::default();
         for st in self.matching(plan.selector()) {
             let st = st.lock().unwrap_or_else(|p| p.into_inner());
             let mut scan = collector.stream(&st.labels);
-            let _ = st.for_each_entry(start, end, lode_model::Direction::Forward, &mut |e| {
-                scan.push(e.ts, e.line, &mut e.metadata.iter());
-                ControlFlow::Continue(())
-            })?;
+            let _ = st.for_each_entry(
+                start,
+                end,
+                lode_model::Direction::Forward,
+                needle,
+                &mut skipped,
+                &mut |e| {
+                    scan.push(e.ts, e.line, &mut e.metadata.iter());
+                    ControlFlow::Continue(())
+                },
+            )?;
         }
-        Ok(collector.finish())
+        let (series, mut stats) = collector.finish();
+        stats.lines_processed += skipped.lines;
+        stats.bytes_processed += skipped.bytes;
+        Ok((series, stats))
     }
 
     /// Label names (or one label's values) of streams that have data overlapping `[start, end)`

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use lode_chunk::{Chunk, EntryRef, MemChunk};
+use lode_chunk::{Chunk, EntryRef, MemChunk, Skipped};
 use lode_index::ChunkRef;
 use lode_model::time::go_time_string;
 use lode_model::{Direction, Entry, Labels};
@@ -212,36 +212,46 @@ impl Stream {
         self.pending.retain(|c| !flushed.iter().any(|f| Arc::ptr_eq(f, c)));
     }
 
-    /// Visits entries in `[start, end)` in `dir` order: pending chunks (older) then the head.
+    /// Visits entries in `[start, end)` in `dir` order: pending chunks (older) then the head;
+    /// with `needle`, only entries whose line contains it (found per block by `memmem`).
     pub fn for_each_entry(
         &self,
         start: i64,
         end: i64,
         dir: Direction,
+        needle: Option<&[u8]>,
+        skipped: &mut Skipped,
         f: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, IngesterError> {
-        let visit_pending = |c: &Arc<CutChunk>, f: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>| {
-            if !c.cref.overlaps(start, end.saturating_sub(1)) {
-                return Ok(ControlFlow::Continue(()));
-            }
-            let chunk = Chunk::from_bytes(c.bytes.clone())?;
-            Ok::<_, IngesterError>(chunk.for_each_entry(start, end, dir, &mut *f)?)
-        };
+        let visit_pending =
+            |c: &Arc<CutChunk>, skipped: &mut Skipped, f: &mut dyn FnMut(EntryRef<'_>) -> ControlFlow<()>| {
+                if !c.cref.overlaps(start, end.saturating_sub(1)) {
+                    return Ok(ControlFlow::Continue(()));
+                }
+                let chunk = Chunk::from_bytes(c.bytes.clone())?;
+                Ok::<_, IngesterError>(chunk.for_each_containing(start, end, dir, needle, skipped, &mut *f)?)
+            };
         match dir {
             Direction::Forward => {
                 for c in &self.pending {
-                    if visit_pending(c, f)?.is_break() {
+                    if visit_pending(c, skipped, f)?.is_break() {
                         return Ok(ControlFlow::Break(()));
                     }
                 }
-                Ok(self.head.for_each_entry(start, end, dir, &mut *f)?)
+                Ok(self
+                    .head
+                    .for_each_containing(start, end, dir, needle, skipped, &mut *f)?)
             }
             Direction::Backward => {
-                if self.head.for_each_entry(start, end, dir, &mut *f)?.is_break() {
+                if self
+                    .head
+                    .for_each_containing(start, end, dir, needle, skipped, &mut *f)?
+                    .is_break()
+                {
                     return Ok(ControlFlow::Break(()));
                 }
                 for c in self.pending.iter().rev() {
-                    if visit_pending(c, f)?.is_break() {
+                    if visit_pending(c, skipped, f)?.is_break() {
                         return Ok(ControlFlow::Break(()));
                     }
                 }

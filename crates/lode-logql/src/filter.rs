@@ -159,6 +159,18 @@ impl Pipeline {
         }
         Some(out)
     }
+
+    /// One substring that every passing line contains, for a scanner's block-level `memmem`:
+    /// the longest needle among the positive single-substring filters (longer is usually
+    /// rarer). The other filters still run on the lines it finds.
+    pub fn required_needle(&self) -> Option<&[u8]> {
+        self.filters
+            .iter()
+            .filter_map(LineFilter::required_substring)
+            .map(Finder::needle)
+            .filter(|n| !n.is_empty())
+            .max_by_key(|n| n.len())
+    }
 }
 
 #[cfg(test)]
@@ -258,5 +270,21 @@ mod tests {
         assert_eq!(needles(&p(vec![lf(FilterOp::Contains, &["a", "b"])])), None);
         assert_eq!(needles(&p(vec![lf(FilterOp::NotContains, &["a"])])), None);
         assert_eq!(needles(&p(vec![lf(FilterOp::Regex, &["a+"])])), None);
+    }
+
+    #[test]
+    fn required_needle_is_the_longest_positive_substring() {
+        let p = |filters: Vec<LineFilter>| Pipeline { filters };
+        let mixed = p(vec![
+            lf(FilterOp::Contains, &["ab"]),
+            lf(FilterOp::NotContains, &["longer-negative"]),
+            lf(FilterOp::Regex, &["x+y"]),
+            lf(FilterOp::Contains, &["abcd"]),
+            lf(FilterOp::Contains, &["p", "q"]),
+        ]);
+        assert_eq!(mixed.required_needle(), Some(&b"abcd"[..]));
+        assert_eq!(p(vec![lf(FilterOp::Contains, &[""])]).required_needle(), None);
+        assert_eq!(p(vec![lf(FilterOp::Contains, &["a", "b"])]).required_needle(), None);
+        assert_eq!(p(vec![]).required_needle(), None);
     }
 }

@@ -2,9 +2,11 @@
 //! for recent lines and the store (through the label index) for flushed ones, merges the answers
 //! per stream, drops the duplicates that replicas and re-flushes create, applies the limit across
 //! all streams in direction order, and returns Loki's result types with stats. The HTTP edge
-//! calls it through `QueryHandler`.
+//! calls it through `QueryHandler`. Each query is split by time into pieces that run as
+//! separate tasks (`split.rs`), so one query uses every core.
 
 mod metric;
+mod split;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,12 +14,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use lode_logql::Expr;
 use lode_logql::engine::LogPlan;
+use lode_logql::engine::SamplePlan;
 use lode_model::api::{
     InstantQuery, LabelRequest, LogQuerier, LogSelect, QueryData, QueryHandler, QueryResponse, QueryStats, RangeQuery,
+    SampleSelect, SampleSeries,
 };
 use lode_model::limits::LimitsConfig;
 use lode_model::time::{ConfigDuration, format_go_duration, now_nanos};
@@ -55,8 +60,14 @@ pub struct QuerierConfig {
     /// default, unlike Loki's 3h) asks them always: answering from memory is cheap, and lines
     /// with old timestamps that are still in memory would otherwise stay invisible until flushed.
     pub query_ingesters_within: ConfigDuration,
-    /// Chunks fetched from the store at once per query.
+    /// Chunks fetched from the store at once per query piece.
     pub max_concurrent_chunk_fetches: usize,
+    /// Pieces of one query that run at once; 0 (the default) means one per CPU core.
+    pub max_query_parallelism: usize,
+    /// Log queries are split into pieces of this length, run newest first (backward) or oldest
+    /// first (forward) so a query stops once its limit is met; metric queries are split into
+    /// one piece per unit of parallelism instead.
+    pub split_queries_by_interval: ConfigDuration,
 }
 
 impl Default for QuerierConfig {
@@ -64,6 +75,8 @@ impl Default for QuerierConfig {
         QuerierConfig {
             query_ingesters_within: ConfigDuration::secs(0),
             max_concurrent_chunk_fetches: 8,
+            max_query_parallelism: 0,
+            split_queries_by_interval: ConfigDuration::secs(3600),
         }
     }
 }
@@ -73,7 +86,18 @@ impl QuerierConfig {
         if self.max_concurrent_chunk_fetches == 0 {
             return Err("querier.max_concurrent_chunk_fetches must be at least 1".into());
         }
+        if self.split_queries_by_interval.0.is_zero() {
+            return Err("querier.split_queries_by_interval must be greater than 0".into());
+        }
         Ok(())
+    }
+
+    /// Pieces of one query run at once.
+    fn parallelism(&self) -> usize {
+        match self.max_query_parallelism {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
     }
 }
 
@@ -81,8 +105,79 @@ impl QuerierConfig {
 pub struct Querier {
     cfg: QuerierConfig,
     limits: LimitsConfig,
-    ingesters: Vec<Arc<dyn LogQuerier>>,
-    store: StoreReader,
+    ingesters: Arc<[Arc<dyn LogQuerier>]>,
+    store: Arc<StoreReader>,
+}
+
+/// What a query piece reads from, cheap to clone into the piece's task.
+#[derive(Clone)]
+struct Sources {
+    store: Arc<StoreReader>,
+    ingesters: Arc<[Arc<dyn LogQuerier>]>,
+    /// Pieces that end after this also ask the ingesters (`query_ingesters_within`).
+    ingesters_after: i64,
+}
+
+impl Sources {
+    fn asks_ingesters(&self, end: i64) -> bool {
+        end > self.ingesters_after
+    }
+
+    /// Log entries of one piece from memory and store, not yet merged.
+    async fn logs(self, tenant: String, req: RangeQuery) -> Result<(Vec<Stream>, QueryStats), ApiError> {
+        let plan = LogPlan::parse(&req.query)?;
+        let mut stats = QueryStats::default();
+        let mut parts: Vec<Stream> = Vec::new();
+        if self.asks_ingesters(req.end) {
+            let select = LogSelect {
+                query: req.query.clone(),
+                start: req.start,
+                end: req.end,
+                direction: req.direction,
+                limit: req.limit,
+            };
+            let answers =
+                futures::future::join_all(self.ingesters.iter().map(|i| i.select_logs(&tenant, &select))).await;
+            for a in answers {
+                let a = a?;
+                stats.merge(&a.stats);
+                parts.extend(a.streams);
+            }
+        }
+        let chunks = self.store.plan(&tenant, plan.selector(), req.start, req.end).await?;
+        let (streams, s) = self.store.select(&tenant, &plan, chunks, &req).await?;
+        stats.merge(&s);
+        parts.extend(streams);
+        Ok((parts, stats))
+    }
+
+    /// Samples of one piece `[start, end)` of a range aggregation's source, not yet merged.
+    async fn samples(
+        self,
+        tenant: String,
+        query: String,
+        start: i64,
+        end: i64,
+    ) -> Result<(Vec<SampleSeries>, QueryStats), ApiError> {
+        let plan = SamplePlan::parse(&query)?;
+        let mut stats = QueryStats::default();
+        let mut out: Vec<SampleSeries> = Vec::new();
+        if self.asks_ingesters(end) {
+            let select = SampleSelect { query, start, end };
+            let answers =
+                futures::future::join_all(self.ingesters.iter().map(|i| i.select_samples(&tenant, &select))).await;
+            for a in answers {
+                let a = a?;
+                stats.merge(&a.stats);
+                out.extend(a.series);
+            }
+        }
+        let chunks = self.store.plan(&tenant, plan.selector(), start, end).await?;
+        let (series, s) = self.store.select_samples(&tenant, &plan, chunks, start, end).await?;
+        stats.merge(&s);
+        out.extend(series);
+        Ok((out, stats))
+    }
 }
 
 impl Querier {
@@ -92,18 +187,30 @@ impl Querier {
         store: ObjectStorage,
         ingesters: Vec<Arc<dyn LogQuerier>>,
     ) -> Self {
-        let store = StoreReader::new(store, cfg.max_concurrent_chunk_fetches);
+        let store = Arc::new(StoreReader::new(store, cfg.max_concurrent_chunk_fetches));
         Querier {
             cfg,
             limits,
-            ingesters,
+            ingesters: ingesters.into(),
             store,
         }
     }
 
+    fn read_sources(&self) -> Sources {
+        let within = &self.cfg.query_ingesters_within;
+        Sources {
+            store: self.store.clone(),
+            ingesters: self.ingesters.clone(),
+            ingesters_after: if within.0.is_zero() {
+                i64::MIN
+            } else {
+                now_nanos().saturating_sub(within.as_nanos_i64())
+            },
+        }
+    }
+
     fn ingesters_in_range(&self, end: i64) -> bool {
-        self.cfg.query_ingesters_within.0.is_zero()
-            || end > now_nanos().saturating_sub(self.cfg.query_ingesters_within.as_nanos_i64())
+        self.read_sources().asks_ingesters(end)
     }
 
     fn check_range(&self, start: i64, end: i64) -> Result<(), ApiError> {
@@ -119,35 +226,45 @@ impl Querier {
         Ok(())
     }
 
-    async fn select_logs(
-        &self,
-        tenant: &str,
-        req: &RangeQuery,
-        plan: &LogPlan,
-    ) -> Result<(Vec<Stream>, QueryStats), ApiError> {
-        let select = LogSelect {
-            query: req.query.clone(),
-            start: req.start,
-            end: req.end,
-            direction: req.direction,
-            limit: req.limit,
-        };
+    /// A log query's entries: pieces of `split_queries_by_interval` run in direction order,
+    /// `parallelism` at a time, until the pieces done so far hold `limit` entries (a later
+    /// piece's entries all come after them in direction order, so they cannot make the cut).
+    async fn select_logs(&self, tenant: &str, req: &RangeQuery) -> Result<(Vec<Stream>, QueryStats), ApiError> {
+        let parallelism = self.cfg.parallelism();
+        let mut pieces = split::split_by_interval(
+            req.start,
+            req.end,
+            self.cfg.split_queries_by_interval.as_nanos_i64(),
+            parallelism,
+        );
+        if req.direction == Direction::Backward {
+            pieces.reverse();
+        }
+        let sources = self.read_sources();
+        let mut results = futures::stream::iter(pieces)
+            .map(|(start, end)| {
+                let piece = RangeQuery {
+                    start,
+                    end,
+                    ..req.clone()
+                };
+                split::Piece::spawn(sources.clone().logs(tenant.to_string(), piece))
+            })
+            .buffered(parallelism);
         let mut stats = QueryStats::default();
-        let mut parts: Vec<Stream> = Vec::new();
-        if self.ingesters_in_range(req.end) {
-            let answers =
-                futures::future::join_all(self.ingesters.iter().map(|i| i.select_logs(tenant, &select))).await;
-            for a in answers {
-                let a = a?;
-                stats.merge(&a.stats);
-                parts.extend(a.streams);
+        let mut merged: Vec<Stream> = Vec::new();
+        while let Some(r) = results.next().await {
+            let (streams, s) = r?;
+            stats.merge(&s);
+            merged.extend(streams);
+            // Merging again is idempotent for what is already merged: it is deduplicated,
+            // thinned and cut to `limit` in direction order, and the new piece only extends it.
+            merged = merge_streams(merged, req.direction, req.limit, req.interval);
+            if merged.iter().map(|s| s.entries.len()).sum::<usize>() >= req.limit {
+                break;
             }
         }
-        let chunks = self.store.plan(tenant, plan.selector(), req.start, req.end).await?;
-        let (streams, s) = self.store.select(tenant, plan, chunks, req).await?;
-        stats.merge(&s);
-        parts.extend(streams);
-        Ok((merge_streams(parts, req.direction, req.limit, req.interval), stats))
+        Ok((merged, stats))
     }
 
     async fn labels(&self, tenant: &str, name: Option<&str>, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
@@ -270,8 +387,9 @@ impl Querier {
                         req.limit, self.limits.max_entries_limit_per_query
                     )));
                 }
-                let plan = LogPlan::new(log)?;
-                let (streams, stats) = self.select_logs(tenant, &req, &plan).await?;
+                // Compiled here so a bad pipeline is a 400 before any piece starts.
+                LogPlan::new(log)?;
+                let (streams, stats) = self.select_logs(tenant, &req).await?;
                 (QueryData::Streams(streams), stats)
             }
             metric => self.metric_range(tenant, metric, &req).await?,

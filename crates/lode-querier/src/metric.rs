@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use lode_logql::engine::{MetricQuery, SamplePlan, SourceSpec};
 use lode_logql::metric::{self, EvalOptions, SeriesSet};
 use lode_logql::{Expr, stages::ERROR_LABEL};
-use lode_model::api::{MatrixSeries, QueryData, QueryStats, RangeQuery, Sample, SampleSelect, VectorSample};
+use lode_model::api::{MatrixSeries, QueryData, QueryStats, RangeQuery, Sample, VectorSample};
 use lode_model::{ApiError, Labels};
 
-use crate::Querier;
+use crate::{Querier, split};
 
 fn metric_error(e: metric::MetricError) -> ApiError {
     ApiError::new(e.code(), e.to_string())
@@ -34,30 +34,20 @@ impl Querier {
     ) -> Result<(SeriesSet, QueryStats), ApiError> {
         let from = start.saturating_sub(spec.range_ns).saturating_sub(spec.offset_ns);
         let to = end.saturating_sub(spec.offset_ns).saturating_add(1);
-        let select = SampleSelect {
-            query: spec.query.clone(),
-            start: from,
-            end: to,
-        };
-        let plan = SamplePlan::parse(&spec.query)?;
+        // Compiled here so a bad pipeline is a 400 before any piece starts.
+        SamplePlan::parse(&spec.query)?;
+        let sources = self.read_sources();
+        // One piece per core; a failed piece drops (and so cancels) the others.
+        let pieces = split::split_even(from, to, self.cfg.parallelism())
+            .into_iter()
+            .map(|(s, e)| split::Piece::spawn(sources.clone().samples(tenant.to_string(), spec.query.clone(), s, e)));
         let mut stats = QueryStats::default();
         let mut by_series: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
-        if self.ingesters_in_range(to) {
-            let answers =
-                futures::future::join_all(self.ingesters.iter().map(|i| i.select_samples(tenant, &select))).await;
-            for a in answers {
-                let a = a?;
-                stats.merge(&a.stats);
-                for s in a.series {
-                    by_series.entry(s.labels).or_default().extend(s.samples);
-                }
+        for (series, s) in futures::future::try_join_all(pieces).await? {
+            stats.merge(&s);
+            for s in series {
+                by_series.entry(s.labels).or_default().extend(s.samples);
             }
-        }
-        let chunks = self.store.plan(tenant, plan.selector(), from, to).await?;
-        let (series, s) = self.store.select_samples(tenant, &plan, chunks, from, to).await?;
-        stats.merge(&s);
-        for s in series {
-            by_series.entry(s.labels).or_default().extend(s.samples);
         }
         let mut out: SeriesSet = Vec::with_capacity(by_series.len());
         for (printed, mut samples) in by_series {

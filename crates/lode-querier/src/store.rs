@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use lode_chunk::Chunk;
+use lode_chunk::{Chunk, Skipped};
 use lode_index::{ChunkRef, IndexObject, LabelMatch, period_prefix, periods_overlapping};
 use lode_logql::Selector;
 use lode_logql::engine::{LogPlan, SampleCollector, SamplePlan, StreamCollector};
@@ -148,6 +148,8 @@ impl StoreReader {
         let (start, end, dir) = (req.start, req.end, req.direction);
         let mut collector = StreamCollector::new(plan, req.limit);
         let mut fetch_stats = QueryStats::default();
+        let needle = plan.line_filters().required_needle();
+        let mut skipped = Skipped::default();
         for mut sc in streams {
             // A stream's chunks do not overlap in time (ordered writes; a chunk listed twice is
             // one `ChunkRef`), so visiting them in direction order yields entries in order and
@@ -164,7 +166,9 @@ impl StoreReader {
                 fetch_stats.chunks_fetched += 1;
                 fetch_stats.chunk_bytes_fetched += u64::from(cref.size);
                 let flow = chunk
-                    .for_each_entry(start, end, dir, |e| scan.push(e.ts, e.line, &mut e.metadata.iter()))
+                    .for_each_containing(start, end, dir, needle, &mut skipped, |e| {
+                        scan.push(e.ts, e.line, &mut e.metadata.iter())
+                    })
                     .map_err(|e| QuerierError::CorruptChunk {
                         key: cref.key(tenant),
                         reason: e.to_string(),
@@ -176,6 +180,8 @@ impl StoreReader {
         }
         let (out, mut stats) = collector.finish();
         stats.merge(&fetch_stats);
+        stats.lines_processed += skipped.lines;
+        stats.bytes_processed += skipped.bytes;
         Ok((out, stats))
     }
 
@@ -190,6 +196,8 @@ impl StoreReader {
     ) -> Result<(Vec<SampleSeries>, QueryStats), QuerierError> {
         let mut collector = SampleCollector::new(plan);
         let mut fetch_stats = QueryStats::default();
+        let needle = plan.line_filters().required_needle();
+        let mut skipped = Skipped::default();
         for mut sc in streams {
             sc.chunks.sort_by_key(|c| (c.from, c.through));
             let mut scan = collector.stream(&sc.labels);
@@ -200,7 +208,7 @@ impl StoreReader {
                 fetch_stats.chunk_bytes_fetched += u64::from(cref.size);
                 // The visitor never breaks.
                 let _ = chunk
-                    .for_each_entry(start, end, Direction::Forward, |e| {
+                    .for_each_containing(start, end, Direction::Forward, needle, &mut skipped, |e| {
                         scan.push(e.ts, e.line, &mut e.metadata.iter());
                         ControlFlow::Continue(())
                     })
@@ -212,6 +220,8 @@ impl StoreReader {
         }
         let (series, mut stats) = collector.finish();
         stats.merge(&fetch_stats);
+        stats.lines_processed += skipped.lines;
+        stats.bytes_processed += skipped.bytes;
         Ok((series, stats))
     }
 
