@@ -12,7 +12,7 @@ use std::ops::{ControlFlow, Range};
 use lode_model::{Direction, Entry};
 use memchr::memmem::Finder;
 
-use crate::varint::{self, Reader};
+use lode_model::varint::{self, Reader};
 
 pub(crate) const TRAILER_LEN: usize = 4;
 

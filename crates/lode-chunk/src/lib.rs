@@ -15,7 +15,6 @@ mod chunk;
 mod error;
 mod format;
 mod memchunk;
-mod varint;
 
 #[cfg(test)]
 mod tests;

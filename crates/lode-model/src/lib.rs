@@ -12,6 +12,7 @@ pub mod labels;
 pub mod limits;
 pub mod metrics;
 pub mod time;
+pub mod varint;
 
 pub use entry::{Direction, Entry, Stream};
 pub use error::{ApiError, ErrorCode};

@@ -1,7 +1,7 @@
-//! LEB128 varints and zigzag, the integer encoding of a block's columns. Reads are bounds
+//! LEB128 varints and zigzag, the integer encoding of chunk blocks and WAL records. Reads are bounds
 //! checked and return `None` on truncation or overflow instead of panicking.
 
-pub(crate) fn put(buf: &mut Vec<u8>, mut v: u64) {
+pub fn put(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
         v >>= 7;
@@ -10,35 +10,35 @@ pub(crate) fn put(buf: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Encoded size of `v`, used to track the head block's size without encoding it.
-pub(crate) fn len(v: u64) -> usize {
+pub fn len(v: u64) -> usize {
     let bits = 64 - (v | 1).leading_zeros() as usize;
     bits.div_ceil(7)
 }
 
-pub(crate) fn zigzag(v: i64) -> u64 {
+pub fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
-pub(crate) fn unzigzag(v: u64) -> i64 {
+pub fn unzigzag(v: u64) -> i64 {
     ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// A cursor over a byte slice.
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
+    pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
 
-    pub(crate) fn remaining(&self) -> usize {
+    pub fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
 
-    pub(crate) fn u64(&mut self) -> Option<u64> {
+    pub fn u64(&mut self) -> Option<u64> {
         let mut v: u64 = 0;
         // At most 10 bytes; the 10th may only carry the top bit of a u64.
         for shift in (0..70).step_by(7) {
@@ -56,8 +56,16 @@ impl<'a> Reader<'a> {
     }
 
     /// A varint that must fit in a `u32` (lengths and counts).
-    pub(crate) fn u32(&mut self) -> Option<u32> {
+    pub fn u32(&mut self) -> Option<u32> {
         self.u64().and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// The next `n` bytes, or `None` when fewer remain.
+    pub fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let b = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(b)
     }
 }
 
