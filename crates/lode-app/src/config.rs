@@ -89,6 +89,10 @@ impl Config {
             let dir = std::path::Path::new(&self.common.path_prefix).join("store");
             self.storage_config.filesystem.directory = dir.to_string_lossy().into_owned();
         }
+        if self.ingester.wal.dir.is_empty() {
+            let dir = std::path::Path::new(&self.common.path_prefix).join("wal");
+            self.ingester.wal.dir = dir.to_string_lossy().into_owned();
+        }
     }
 
     pub fn validate(&self) -> Result<(), AppError> {
@@ -203,6 +207,7 @@ mod tests {
             target: "distributor".into(),
             ..Config::default()
         };
+        c.resolve();
         assert!(c.validate().unwrap_err().to_string().contains("\"distributor\""));
         c.target = "all".into();
         c.limits_config.unordered_writes = true;

@@ -40,6 +40,8 @@ pub enum AppError {
     Serve(#[from] std::io::Error),
     #[error("final flush failed: {0}")]
     Flush(#[from] lode_ingester::IngesterError),
+    #[error(transparent)]
+    Wal(#[from] lode_wal::WalError),
 }
 
 /// A running node.
@@ -48,6 +50,7 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     server: JoinHandle<Result<(), std::io::Error>>,
     flush_loop: JoinHandle<()>,
+    wal_loop: JoinHandle<()>,
     ingester: Arc<Ingester>,
     stopping: Arc<AtomicBool>,
 }
@@ -100,6 +103,18 @@ impl Node {
         let local = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
         let flush_loop = tokio::spawn(ingester.clone().run_flush_loop(rx.clone()));
+        // The WAL is opened before serving (an unusable WAL directory stops the start) and
+        // replayed while serving, so `/ready` can say how far the replay is.
+        ingester.open_wal()?;
+        let wal_loop = {
+            let (ingester, rx) = (ingester.clone(), rx.clone());
+            tokio::spawn(async move {
+                match ingester.replay_wal().await {
+                    Ok(_) => ingester.run_wal_loop(rx).await,
+                    Err(e) => tracing::error!(error = %e, "wal: replay failed; the ingester stays not ready"),
+                }
+            })
+        };
         let mut stop = rx;
         let server = tokio::spawn(async move {
             lode_server::serve(listener, handlers, async move {
@@ -113,6 +128,7 @@ impl Node {
             shutdown: tx,
             server,
             flush_loop,
+            wal_loop,
             ingester,
             stopping,
         })
@@ -131,6 +147,9 @@ impl Node {
         // Flush whatever happened to the server task: accepted lines must reach the store.
         let served = self.server.await;
         let _ = self.flush_loop.await;
+        // A replay still running has nothing to lose by stopping: its files stay for next time.
+        self.wal_loop.abort();
+        let _ = self.wal_loop.await;
         self.ingester.shutdown().await?;
         served.map_err(|e| AppError::Serve(std::io::Error::other(e)))??;
         Ok(())

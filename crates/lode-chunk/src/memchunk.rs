@@ -154,10 +154,14 @@ impl MemChunk {
     /// ingester keeps serving queries from it until the flushed copy is safely stored.
     pub fn encode(&mut self) -> Result<Vec<u8>> {
         self.cut()?;
+        Ok(self.encoded_blocks())
+    }
+
+    fn encoded_blocks(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.body.len() + 4 + self.blocks.len() * format::TABLE_ENTRY_LEN + 16);
         out.extend_from_slice(&self.body);
         format::finish(&mut out, &self.blocks);
-        Ok(out)
+        out
     }
 
     /// Like [`MemChunk::encode`], with every block recompressed at `level`. Cutting at a fast
@@ -207,6 +211,13 @@ impl MemChunk {
         }
         format::finish(&mut out, &blocks);
         Ok(out)
+    }
+
+    /// The blocks cut so far as a chunk, leaving the head block and the `MemChunk` as they
+    /// are (a WAL checkpoint stores these compressed bytes plus the head block's entries).
+    /// `None` when no block has been cut.
+    pub fn encode_cut_blocks(&self) -> Option<Vec<u8>> {
+        (!self.blocks.is_empty()).then(|| self.encoded_blocks())
     }
 
     /// Like [`MemChunk::encode`] without copying the body.

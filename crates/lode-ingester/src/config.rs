@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use lode_model::time::{ByteSize, ConfigDuration};
+pub use lode_wal::SyncMode;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -21,6 +22,39 @@ pub struct IngesterConfig {
     pub concurrent_flushes: usize,
     /// zstd level for chunk blocks.
     pub chunk_zstd_level: i32,
+    /// The write-ahead log.
+    pub wal: WalConfig,
+}
+
+/// `ingester.wal:` (Loki's key names where Loki has the setting).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WalConfig {
+    pub enabled: bool,
+    /// Directory of segments and checkpoints; empty means `<common.path_prefix>/wal`.
+    pub dir: String,
+    /// How often in-memory data is checkpointed and older segments deleted.
+    pub checkpoint_duration: ConfigDuration,
+    /// When written records are forced to disk: `always`, `interval` or `never`
+    /// (docs/wal-format.md has the trade-off).
+    pub sync: SyncMode,
+    /// fsync period with `sync: interval`.
+    pub sync_period: ConfigDuration,
+    /// A segment larger than this is closed and a new one started.
+    pub segment_size: ByteSize,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            enabled: true,
+            dir: String::new(),
+            checkpoint_duration: ConfigDuration::secs(5 * 60),
+            sync: SyncMode::Interval,
+            sync_period: ConfigDuration::secs(1),
+            segment_size: ByteSize(128 << 20),
+        }
+    }
 }
 
 impl Default for IngesterConfig {
@@ -33,6 +67,7 @@ impl Default for IngesterConfig {
             flush_check_period: ConfigDuration::secs(30),
             concurrent_flushes: 4,
             chunk_zstd_level: lode_chunk::DEFAULT_ZSTD_LEVEL,
+            wal: WalConfig::default(),
         }
     }
 }
@@ -62,6 +97,23 @@ impl IngesterConfig {
                 "ingester.chunk_zstd_level must be 1..=22, got {}",
                 self.chunk_zstd_level
             ));
+        }
+        if self.wal.enabled {
+            if self.wal.checkpoint_duration.0.is_zero() {
+                return Err("ingester.wal.checkpoint_duration must be positive".to_string());
+            }
+            if self.wal.sync == SyncMode::Interval && self.wal.sync_period.0.is_zero() {
+                return Err("ingester.wal.sync_period must be positive with sync: interval".to_string());
+            }
+            if self.wal.segment_size.0 < (1 << 20) {
+                return Err(format!(
+                    "ingester.wal.segment_size must be at least 1MB, got {}",
+                    self.wal.segment_size
+                ));
+            }
+            if self.wal.dir.is_empty() {
+                return Err("ingester.wal.dir must be set (it defaults to <common.path_prefix>/wal)".to_string());
+            }
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use crate::{Ingester, IngesterError};
 
 /// Runs CPU-heavy work off the async scheduler where the runtime allows it (the multi-thread
 /// runtime of a node; tests on the current-thread runtime run it inline).
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
@@ -61,6 +61,14 @@ impl Ingester {
             last = self.flush(true).await;
             if last.is_ok() {
                 tracing::info!(ingester = %self.id, "flushed all chunks on shutdown");
+                // Everything is in the store: a checkpoint of the (now empty) streams lets
+                // every segment go, so the next start replays next to nothing. Not while a
+                // replay is unfinished: the files hold lines not yet in memory.
+                if let Some(wal) = self.wal.get()
+                    && !self.replaying.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    blocking(|| self.checkpoint(wal))?;
+                }
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;

@@ -10,6 +10,7 @@ use lode_logql::Selector;
 use lode_logql::engine::{LogPlan, SampleCollector, SamplePlan, StreamCollector};
 use lode_model::api::{QueryStats, SampleSeries, StreamBatch};
 use lode_model::{Labels, Stream as ResultStream};
+use lode_wal::{Batch, Wal};
 
 use crate::stream::Stream;
 use crate::{IngesterError, Settings};
@@ -39,7 +40,10 @@ impl Instance {
         }
     }
 
-    pub fn push(&self, batches: Vec<StreamBatch>, s: &Settings) -> InstancePush {
+    /// Appends each batch to its stream; with a WAL, the accepted entries are appended to it
+    /// while the stream is still held, so the WAL has each stream's entries in order.
+    pub fn push(&self, batches: Vec<StreamBatch>, s: &Settings, wal: Option<&Wal>) -> InstancePush {
+        let mut record = Batch::new();
         let mut out = InstancePush {
             created: 0,
             appended: 0,
@@ -58,7 +62,17 @@ impl Instance {
                     continue;
                 }
                 out.created += usize::from(created);
-                break st.push(&self.tenant, batch.entries, s.target_size);
+                let r = st.push(
+                    &self.tenant,
+                    batch.entries,
+                    s.target_size,
+                    wal.is_some().then_some(&mut record),
+                );
+                if let Some(w) = wal {
+                    w.append(&record);
+                    record.clear();
+                }
+                break r;
             };
             out.appended += r.appended;
             out.appended_bytes += r.appended_bytes;
@@ -69,7 +83,7 @@ impl Instance {
         out
     }
 
-    fn get_or_create(&self, labels: &Labels, s: &Settings) -> (StreamRef, bool) {
+    pub(crate) fn get_or_create(&self, labels: &Labels, s: &Settings) -> (StreamRef, bool) {
         if let Some(st) = self.streams.read().unwrap_or_else(|p| p.into_inner()).get(labels) {
             return (st.clone(), false);
         }
@@ -77,7 +91,8 @@ impl Instance {
         if let Some(st) = map.get(labels) {
             return (st.clone(), false);
         }
-        let st = Arc::new(Mutex::new(Stream::new(labels.clone(), s.block_size, s.zstd_level)));
+        let id = s.next_stream_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let st = Arc::new(Mutex::new(Stream::new(labels.clone(), s.block_size, s.zstd_level, id)));
         map.insert(labels.clone(), st.clone());
         (st, true)
     }

@@ -9,14 +9,16 @@ mod flush;
 mod instance;
 mod metrics;
 mod stream;
+mod wal;
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use prometheus::Registry;
 
-pub use config::IngesterConfig;
+pub use config::{IngesterConfig, SyncMode, WalConfig};
 use instance::Instance;
 use lode_logql::engine::{LogPlan, SamplePlan};
 use lode_model::api::{
@@ -27,6 +29,7 @@ use lode_model::{ApiError, ErrorCode};
 use lode_storage::ObjectStorage;
 use metrics::Metrics;
 pub use stream::OUT_OF_ORDER;
+pub use wal::ReplayReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngesterError {
@@ -36,6 +39,8 @@ pub enum IngesterError {
     Storage(#[from] lode_storage::StorageError),
     #[error(transparent)]
     Query(#[from] lode_logql::LogqlError),
+    #[error(transparent)]
+    Wal(#[from] lode_wal::WalError),
 }
 
 impl From<IngesterError> for ApiError {
@@ -44,6 +49,7 @@ impl From<IngesterError> for ApiError {
             IngesterError::Chunk(c) => c.code(),
             IngesterError::Storage(s) => s.code(),
             IngesterError::Query(_) => ErrorCode::BadRequest,
+            IngesterError::Wal(_) => ErrorCode::Unavailable,
         };
         ApiError::new(code, e.to_string())
     }
@@ -54,6 +60,8 @@ pub(crate) struct Settings {
     pub block_size: usize,
     pub target_size: u64,
     pub zstd_level: i32,
+    /// The next stream's WAL id.
+    pub next_stream_id: AtomicU64,
 }
 
 /// The ingester role.
@@ -67,6 +75,11 @@ pub struct Ingester {
     discards: Discards,
     /// One flush at a time: the loop, `/flush` and shutdown take turns.
     flush_lock: tokio::sync::Mutex<()>,
+    /// Set once by [`Ingester::start_wal`] when the WAL is enabled.
+    wal: OnceLock<lode_wal::Wal>,
+    /// True while the WAL is replayed: pushes are refused, `/ready` says why.
+    replaying: AtomicBool,
+    replay_progress: Mutex<String>,
 }
 
 impl Ingester {
@@ -81,6 +94,7 @@ impl Ingester {
             block_size: cfg.chunk_block_size.0 as usize,
             target_size: cfg.chunk_target_size.0,
             zstd_level: cfg.chunk_zstd_level,
+            next_stream_id: AtomicU64::new(1),
         };
         Arc::new(Ingester {
             id: id.to_string(),
@@ -91,6 +105,9 @@ impl Ingester {
             metrics: Metrics::new(registry),
             discards,
             flush_lock: tokio::sync::Mutex::new(()),
+            wal: OnceLock::new(),
+            replaying: AtomicBool::new(false),
+            replay_progress: Mutex::new(String::new()),
         })
     }
 
@@ -125,6 +142,15 @@ impl Ingester {
             .collect()
     }
 
+    fn wal_failure(&self, e: lode_wal::WalError) -> ApiError {
+        self.metrics.wal_write_failures.inc();
+        tracing::error!(error = %e, "wal: write failed; answering pushes with 503 until it works again");
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("failed to write to the write-ahead log, try again later: {e}"),
+        )
+    }
+
     fn labels(&self, tenant: &str, name: Option<&str>, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
         let plan = req
             .query
@@ -143,8 +169,26 @@ impl Ingester {
 #[async_trait]
 impl Pusher for Ingester {
     async fn push(&self, tenant: &str, streams: Vec<StreamBatch>) -> Result<(), ApiError> {
+        if self.replaying.load(Ordering::Relaxed) {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "ingester is replaying its write-ahead log, try again later",
+            ));
+        }
+        let wal = self.wal.get();
+        // After a failed write, retry the queued bytes first and refuse new lines (before they
+        // reach memory) while the disk still cannot take them.
+        if let Some(w) = wal
+            && w.failed()
+        {
+            flush::blocking(|| w.commit()).map_err(|e| self.wal_failure(e))?;
+        }
         let inst = self.instance(tenant);
-        let r = inst.push(streams, &self.settings);
+        let r = inst.push(streams, &self.settings, wal);
+        if let Some(w) = wal {
+            // Before the acknowledgement: an acknowledged line survives a crash.
+            flush::blocking(|| w.commit()).map_err(|e| self.wal_failure(e))?;
+        }
         self.metrics
             .streams_created
             .with_label_values(&[tenant])
@@ -206,9 +250,19 @@ impl IngesterAdmin for Ingester {
     }
 
     fn not_ready_reason(&self) -> Option<String> {
-        None
+        if !self.replaying.load(Ordering::Relaxed) {
+            return None;
+        }
+        let progress = self.replay_progress.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Some(if progress.is_empty() {
+            "replaying write-ahead log".to_string()
+        } else {
+            progress
+        })
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_wal;

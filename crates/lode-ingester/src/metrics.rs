@@ -1,7 +1,8 @@
 //! The ingester's metrics, under Loki's names where Loki has the same metric.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, exponential_buckets,
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    exponential_buckets,
 };
 
 #[derive(Clone)]
@@ -15,6 +16,12 @@ pub(crate) struct Metrics {
     pub flush_failures: IntCounter,
     pub flush_duration: Histogram,
     pub memory_chunks: IntGauge,
+    pub wal_replay_seconds: Gauge,
+    pub wal_replayed_records: IntCounter,
+    pub wal_corrupt_records: IntCounter,
+    pub wal_checkpoint_seconds: Gauge,
+    pub wal_checkpoint_bytes: IntGauge,
+    pub wal_write_failures: IntCounter,
 }
 
 impl Metrics {
@@ -84,6 +91,45 @@ impl Metrics {
                 IntGauge::new(
                     "loki_ingester_memory_chunks",
                     "Cut chunks waiting in memory to be flushed.",
+                )
+                .expect("static metric definition"),
+            ),
+            wal_replay_seconds: reg(
+                registry,
+                Gauge::new("lode_ingester_wal_replay_seconds", "How long the last WAL replay took.")
+                    .expect("static metric definition"),
+            ),
+            wal_replayed_records: reg(
+                registry,
+                IntCounter::new("lode_ingester_wal_replayed_records_total", "WAL records replayed.")
+                    .expect("static metric definition"),
+            ),
+            wal_corrupt_records: reg(
+                registry,
+                IntCounter::new(
+                    "lode_ingester_wal_corrupt_records_total",
+                    "Damaged WAL stretches and records dropped during replay.",
+                )
+                .expect("static metric definition"),
+            ),
+            wal_checkpoint_seconds: reg(
+                registry,
+                Gauge::new(
+                    "lode_ingester_wal_checkpoint_seconds",
+                    "How long the last WAL checkpoint took.",
+                )
+                .expect("static metric definition"),
+            ),
+            wal_checkpoint_bytes: reg(
+                registry,
+                IntGauge::new("lode_ingester_wal_checkpoint_bytes", "Size of the last WAL checkpoint.")
+                    .expect("static metric definition"),
+            ),
+            wal_write_failures: reg(
+                registry,
+                IntCounter::new(
+                    "lode_ingester_wal_write_failures_total",
+                    "WAL commits that failed (the push was answered 503).",
                 )
                 .expect("static metric definition"),
             ),

@@ -9,6 +9,7 @@ use lode_chunk::{Chunk, EntryRef, MemChunk, Skipped};
 use lode_index::ChunkRef;
 use lode_model::time::go_time_string;
 use lode_model::{Direction, Entry, Labels};
+use lode_wal::Batch;
 use tokio::time::Instant;
 
 use crate::IngesterError;
@@ -38,6 +39,10 @@ pub(crate) struct Stream {
     pub pending: Vec<Arc<CutChunk>>,
     /// Set when the stream is dropped from its tenant's map; pushes must not write to it.
     pub removed: bool,
+    /// This stream's id in WAL records (unique in this process).
+    pub wal_id: u64,
+    /// Whether the WAL has this stream's `series` record (since the last checkpoint).
+    wal_logged: bool,
     block_size: usize,
     zstd_level: i32,
 }
@@ -53,7 +58,7 @@ pub(crate) struct PushOutcome {
 }
 
 impl Stream {
-    pub fn new(labels: Labels, block_size: usize, zstd_level: i32) -> Self {
+    pub fn new(labels: Labels, block_size: usize, zstd_level: i32, wal_id: u64) -> Self {
         Stream {
             printed: labels.to_string(),
             fingerprint: labels.fingerprint(),
@@ -64,6 +69,8 @@ impl Stream {
             last: None,
             pending: Vec::new(),
             removed: false,
+            wal_id,
+            wal_logged: false,
             block_size,
             zstd_level,
         }
@@ -71,8 +78,21 @@ impl Stream {
 
     /// Appends entries in order. A line older than the newest accepted one is refused; an exact
     /// duplicate of the newest (same time, line and metadata) is dropped silently; equal times
-    /// with different lines are kept.
-    pub fn push(&mut self, tenant: &str, entries: Vec<Entry>, target_size: u64) -> PushOutcome {
+    /// with different lines are kept. Accepted entries are also encoded into `wal`.
+    pub fn push(
+        &mut self,
+        tenant: &str,
+        entries: Vec<Entry>,
+        target_size: u64,
+        mut wal: Option<&mut Batch>,
+    ) -> PushOutcome {
+        if let Some(b) = wal.as_deref_mut() {
+            if !self.wal_logged {
+                b.series(tenant, self.wal_id, &self.printed);
+                self.wal_logged = true;
+            }
+            b.begin_entries(self.wal_id);
+        }
         let total = entries.len();
         // (timestamp, reason) of each refused entry.
         let mut refused: Vec<(i64, String)> = Vec::new();
@@ -101,6 +121,12 @@ impl Stream {
             }
             appended += 1;
             appended_bytes += e.size();
+            if let Some(b) = wal.as_deref_mut() {
+                b.entry(e.ts, &e.line, e.metadata.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+                if b.open_record_is_large() {
+                    b.begin_entries(self.wal_id);
+                }
+            }
             self.last = Some(e);
             if self.head.compressed_bytes() >= target_size
                 && let Err(err) = self.cut()
@@ -108,6 +134,9 @@ impl Stream {
                 // The entries stay in the head; the next push or flush cuts again.
                 tracing::warn!(stream = %self.printed, error = %err, "cannot cut chunk");
             }
+        }
+        if let Some(b) = wal {
+            b.end_entries();
         }
         if appended > 0 {
             self.last_append = Instant::now();
@@ -162,6 +191,60 @@ impl Stream {
             bytes: Bytes::from(bytes),
             cref,
         }));
+        Ok(())
+    }
+
+    /// Writes this stream's unflushed state to a checkpoint batch: its `series` record, each
+    /// cut chunk, the head's cut blocks as one chunk, and the head block's entries.
+    pub fn snapshot(&mut self, tenant: &str, b: &mut Batch) {
+        b.series(tenant, self.wal_id, &self.printed);
+        self.wal_logged = true;
+        for c in &self.pending {
+            b.chunk(self.wal_id, &c.bytes);
+        }
+        if let Some(cut) = self.head.encode_cut_blocks() {
+            b.chunk(self.wal_id, &cut);
+        }
+        b.begin_entries(self.wal_id);
+        for e in self.head.head().iter() {
+            let md: Vec<(&str, &str)> = e.metadata.iter().collect();
+            b.entry(e.ts, e.line, md.into_iter());
+            if b.open_record_is_large() {
+                b.begin_entries(self.wal_id);
+            }
+        }
+        b.end_entries();
+    }
+
+    /// Puts back a chunk a WAL checkpoint held as cut and unflushed; it is flushed as usual.
+    pub fn restore_chunk(&mut self, bytes: &[u8]) -> Result<(), IngesterError> {
+        let chunk = Chunk::from_bytes(Bytes::copy_from_slice(bytes))?;
+        let (Some(from), Some(through)) = (chunk.min_ts(), chunk.max_ts()) else {
+            return Ok(());
+        };
+        let mut newest = None;
+        let _ = chunk.for_each_entry(i64::MIN, i64::MAX, Direction::Backward, |e| {
+            newest = Some(e.to_entry());
+            ControlFlow::Break(())
+        })?;
+        if let Some(e) = newest
+            && self.last.as_ref().is_none_or(|l| e.ts >= l.ts)
+        {
+            self.last = Some(e);
+        }
+        let bytes = Bytes::copy_from_slice(chunk.as_bytes());
+        self.pending.push(Arc::new(CutChunk {
+            cref: ChunkRef {
+                fingerprint: self.fingerprint,
+                from,
+                through,
+                checksum: crc32fast::hash(&bytes),
+                size: u32::try_from(bytes.len()).unwrap_or(u32::MAX),
+                entries: u32::try_from(chunk.num_entries()).unwrap_or(u32::MAX),
+            },
+            bytes,
+        }));
+        self.last_append = Instant::now();
         Ok(())
     }
 

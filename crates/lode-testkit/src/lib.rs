@@ -106,6 +106,11 @@ impl LodeProcess {
         bail!("/ready never answered 200")
     }
 
+    /// `http://host:port` of the running process.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Where the object store keeps its files.
     pub fn store_dir(&self) -> PathBuf {
         self.data.join("store")

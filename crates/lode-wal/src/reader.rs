@@ -203,7 +203,7 @@ mod tests {
         let mut b = Batch::new();
         b.series("t", 1, "{a=\"1\"}");
         b.begin_entries(1);
-        b.entry(5, "hello", &[]);
+        b.entry(5, "hello", [].into_iter());
         b.series("t", 2, "{a=\"2\"}");
         b.bytes().to_vec()
     }

@@ -8,6 +8,7 @@ use crate::{FRAME_HEADER, MAX_RECORD_BYTES};
 const SERIES: u8 = 1;
 const ENTRIES: u8 = 2;
 const CHUNK: u8 = 3;
+const MARKER: u8 = 4;
 
 /// Framed records waiting to be written: what one push (or one checkpoint step) logs.
 #[derive(Debug, Default)]
@@ -59,7 +60,7 @@ impl Batch {
     }
 
     /// Appends one entry to the open `entries` record (ignored when none is open).
-    pub fn entry(&mut self, ts: i64, line: &str, metadata: &[(String, String)]) {
+    pub fn entry<'m>(&mut self, ts: i64, line: &str, metadata: impl ExactSizeIterator<Item = (&'m str, &'m str)>) {
         let Some((_, prev)) = &mut self.open else { return };
         varint::put(&mut self.buf, varint::zigzag(ts.wrapping_sub(*prev)));
         *prev = ts;
@@ -91,6 +92,16 @@ impl Batch {
         let start = self.begin(CHUNK);
         varint::put(&mut self.buf, id);
         self.buf.extend_from_slice(bytes);
+        self.finish(start);
+    }
+
+    /// Says that checkpoint `checkpoint` holds everything of stream `id` logged before this
+    /// record: a replay from that checkpoint skips the stream's earlier records in segments.
+    pub fn marker(&mut self, id: u64, checkpoint: u64) {
+        self.end_entries();
+        let start = self.begin(MARKER);
+        varint::put(&mut self.buf, id);
+        varint::put(&mut self.buf, checkpoint);
         self.finish(start);
     }
 
@@ -141,13 +152,17 @@ pub enum Record<'a> {
     Series { tenant: &'a str, id: u64, labels: &'a str },
     Entries { id: u64, entries: Vec<EntryRecord<'a>> },
     Chunk { id: u64, bytes: &'a [u8] },
+    Marker { id: u64, checkpoint: u64 },
 }
 
 impl Record<'_> {
     /// The stream the record belongs to.
     pub fn stream_id(&self) -> u64 {
         match self {
-            Record::Series { id, .. } | Record::Entries { id, .. } | Record::Chunk { id, .. } => *id,
+            Record::Series { id, .. }
+            | Record::Entries { id, .. }
+            | Record::Chunk { id, .. }
+            | Record::Marker { id, .. } => *id,
         }
     }
 }
@@ -169,7 +184,7 @@ pub fn peek_stream_id(payload: &[u8]) -> Option<u64> {
             skip_str(&mut r)?;
             r.u64()
         }
-        ENTRIES | CHUNK => r.u64(),
+        ENTRIES | CHUNK | MARKER => r.u64(),
         _ => None,
     }
 }
@@ -239,6 +254,12 @@ pub fn decode(payload: &[u8]) -> Result<Record<'_>, DecodeError> {
                 bytes: body.get(rest..).unwrap_or_default(),
             })
         }
+        MARKER => {
+            let bad = |what| DecodeError { kind: "marker", what };
+            let id = r.u64().ok_or(bad("stream id"))?;
+            let checkpoint = r.u64().ok_or(bad("checkpoint"))?;
+            Ok(Record::Marker { id, checkpoint })
+        }
         _ => Err(DecodeError {
             kind: "unknown",
             what: "record type",
@@ -262,18 +283,19 @@ mod tests {
         let mut b = Batch::new();
         b.series("tenant-1", 7, r#"{app="a"}"#);
         b.begin_entries(7);
-        b.entry(1_700_000_000_000_000_000, "first", &[]);
+        b.entry(1_700_000_000_000_000_000, "first", [].into_iter());
         b.entry(
             1_699_999_999_000_000_000,
             "older ts is kept as written",
-            &[("k".into(), "v".into())],
+            [("k", "v")].into_iter(),
         );
-        b.entry(i64::MIN, "", &[]);
+        b.entry(i64::MIN, "", [].into_iter());
         b.begin_entries(8);
         b.end_entries();
         b.chunk(7, b"chunk-bytes");
+        b.marker(7, 12);
         let p = payloads(&b);
-        assert_eq!(p.len(), 3, "the empty entries record is dropped");
+        assert_eq!(p.len(), 4, "the empty entries record is dropped");
         assert_eq!(
             decode(&p[0]).unwrap(),
             Record::Series {
@@ -297,6 +319,7 @@ mod tests {
                 bytes: b"chunk-bytes"
             }
         );
+        assert_eq!(decode(&p[3]).unwrap(), Record::Marker { id: 7, checkpoint: 12 });
         for payload in &p {
             assert_eq!(peek_stream_id(payload), Some(decode(payload).unwrap().stream_id()));
         }
@@ -327,7 +350,7 @@ mod tests {
             let mut b = Batch::new();
             b.begin_entries(3);
             for (ts, line, md) in &entries {
-                b.entry(*ts, line, md);
+                b.entry(*ts, line, md.iter().map(|(a, b)| (a.as_str(), b.as_str())));
             }
             b.end_entries();
             let p = payloads(&b);

@@ -285,7 +285,7 @@ mod tests {
         b.series("t", id, &format!("{{s=\"{id}\"}}"));
         b.begin_entries(id);
         for (i, l) in lines.iter().enumerate() {
-            b.entry(i as i64, l, &[]);
+            b.entry(i as i64, l, [].into_iter());
         }
         b.end_entries();
         b
