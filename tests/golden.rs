@@ -6,10 +6,13 @@
 //! Regenerate the expected files with `LODE_GOLDEN_UPDATE=1 cargo test -p lode --test golden`
 //! and review the diff: expected answers are Loki's documented semantics, not whatever we print.
 //!
-//! A case file starts with `# key: value` lines: `endpoint` (`query_range`, the default, or
-//! `query`), and any request parameter (`start`, `end`, `step`, `limit`, `direction`, `time`,
-//! `interval`); times may be written as `+N` seconds after the dataset's base time. The rest of
-//! the file is the query.
+//! A case file starts with `# key: value` lines: `endpoint` (`query_range`, the default,
+//! `query`, `labels` or `label/<name>/values`), and any request parameter (`start`, `end`,
+//! `step`, `limit`, `direction`, `time`, `interval`); times may be written as `+N` seconds after
+//! the dataset's base time. The rest of the file is the query, sent as `query=` unless empty (the
+//! label endpoints take it as an optional selector).
+//!
+//! `docs/logql-coverage.md` maps every row of the LogQL feature matrix to its cases.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -90,7 +93,9 @@ fn parse_case(name: &str, text: &str) -> Case {
 
 async fn answer(p: &LodeProcess, c: &Case) -> String {
     let mut params: Vec<(&str, &str)> = c.params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    params.push(("query", &c.query));
+    if !c.query.is_empty() {
+        params.push(("query", &c.query));
+    }
     let (status, body) = p
         .get(&format!("/loki/api/v1/{}", c.endpoint), &params, &[])
         .await

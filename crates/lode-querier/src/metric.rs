@@ -119,7 +119,9 @@ impl Querier {
         let q = MetricQuery::new(expr)?;
         let (sets, stats) = self.sources(tenant, &q, t, t).await?;
         let data = match metric::eval_instant(&q.plan, &sets, t, &self.eval_options()).map_err(metric_error)? {
-            metric::Value::Scalar(v) => QueryData::Scalar(t, v),
+            // Loki stamps a scalar result (an instant query of a bare literal such as `2` or
+            // `-2^2`) with the zero time, whatever `time` was asked: `"result":[0,"2"]`.
+            metric::Value::Scalar(v) => QueryData::Scalar(0, v),
             metric::Value::Vector(samples) => QueryData::Vector(
                 samples
                     .into_iter()

@@ -100,7 +100,7 @@ fn range_query(p: &Params) -> HttpResult<RangeQuery> {
     }
     if end.saturating_sub(start) / step > MAX_POINTS {
         return Err(bad_request(
-            "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter",
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
     let interval = match p.get("interval") {
@@ -240,7 +240,7 @@ mod tests {
         );
         assert_eq!(
             err("query=x&start=0&end=100000&step=1"),
-            "exceeded maximum resolution of 11,000 points per time series. Try increasing the value of the step parameter"
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
         );
         assert_eq!(err("query=x&interval=-1"), "interval must be >= 0");
         assert!(err("query=x&start=yesterday").contains("yesterday"));

@@ -22,6 +22,9 @@ pub(crate) enum PErrKind {
     Expected(Vec<&'static str>),
     /// A complete message (bad escape, bad regex...).
     Message(String),
+    /// A complete message Loki reports without a position (`parse error : <msg>`): what its
+    /// AST constructors and post-parse validation refuse, as opposed to its lexer and grammar.
+    Unpositioned(String),
     /// A nom combinator failed without saying what it wanted.
     Nom,
 }
@@ -38,6 +41,14 @@ impl<'a> PErr<'a> {
         PErr {
             at,
             kind: PErrKind::Message(msg.into()),
+        }
+    }
+
+    /// An error Loki words as `parse error : <msg>`; `at` only orders it against other errors.
+    pub fn unpositioned(at: &'a str, msg: impl Into<String>) -> Self {
+        PErr {
+            at,
+            kind: PErrKind::Unpositioned(msg.into()),
         }
     }
 }

@@ -137,23 +137,21 @@ fn reduce<'a>(ops: &mut Vec<Pending<'a>>, operands: &mut Vec<Operand<'a>>) -> Re
         return fail(at, "bool modifier can only be used on comparison operators".into());
     }
     if op.is_set() {
-        if lhs.is_literal() {
-            return fail(
-                lhs_at,
-                format!(
-                    "unexpected literal for left leg of logical/set binary operation ({})",
-                    op.as_str()
-                ),
-            );
-        }
-        if rhs.is_literal() {
-            return fail(
-                rhs_at,
-                format!(
-                    "unexpected literal for right leg of logical/set binary operation ({})",
-                    op.as_str()
-                ),
-            );
+        // Loki's binary-operation constructor: no position, the value printed with Go's `%f`.
+        let literal = |e: &Expr| match e {
+            Expr::Literal(v) => Some(*v),
+            _ => None,
+        };
+        for (side, leg, at) in [(&lhs, "left", lhs_at), (&rhs, "right", rhs_at)] {
+            if let Some(v) = literal(side) {
+                return Err(Err::Failure(PErr::unpositioned(
+                    at,
+                    format!(
+                        "unexpected literal for {leg} leg of logical/set binary operation ({}): {v:.6}",
+                        op.as_str()
+                    ),
+                )));
+            }
         }
         if modifier.matching.as_ref().is_some_and(|m| m.group.is_some()) {
             return fail(at, format!("no grouping allowed for \"{}\" operation", op.as_str()));
@@ -359,9 +357,9 @@ fn leading_param(i: &str) -> Option<(&str, f64, &str, usize)> {
 /// `range_agg`, after the operation name at `at`.
 fn range_aggregation<'a>(i: &'a str, op: RangeOp, at: &'a str) -> PResult<'a, Expr> {
     let (i, _) = cut(sym("(")).parse(i)?;
-    let (i, param, param_at) = match leading_param(i) {
-        Some((rest, v, p_at, _)) => (rest, Some(v), p_at),
-        None => (i, None, i),
+    let (i, param, param_text) = match leading_param(i) {
+        Some((rest, v, p_at, len)) => (rest, Some(v), &p_at[..len]),
+        None => (i, None, ""),
     };
     let (i, range) = cut(log_range).parse(i)?;
     let (i, _) = cut(sym(")")).parse(i)?;
@@ -371,10 +369,13 @@ fn range_aggregation<'a>(i: &'a str, op: RangeOp, at: &'a str) -> PResult<'a, Ex
         Err(e) => return Err(e),
     };
     let name = op.as_str();
-    let fail = |at: &'a str, msg: String| Err(Err::Failure(PErr::message(at, msg)));
+    // Loki's range aggregation constructor checks these: no position in its message.
+    let fail = |at: &'a str, msg: String| Err(Err::Failure(PErr::unpositioned(at, msg)));
     match (op == RangeOp::QuantileOverTime, param) {
         (true, None) => return fail(at, format!("parameter required for operation {name}")),
-        (false, Some(_)) => return fail(param_at, format!("unsupported parameter for operation {name}")),
+        (false, Some(_)) => {
+            return fail(at, format!("parameter {param_text} not supported for operation {name}"));
+        }
         _ => {}
     }
     if grouping.is_some() && !op.allows_grouping() {
@@ -496,21 +497,24 @@ fn vector_aggregation<'a>(i: &'a str, op: VectorOp, at: &'a str, depth: usize) -
         },
     };
     let name = op.as_str();
-    let fail = |at: &'a str, msg: String| Err(Err::Failure(PErr::message(at, msg)));
+    // Loki's vector aggregation constructor checks these: no position, and its exact (unbalanced)
+    // wording.
+    let fail = |at: &'a str, msg: String| Err(Err::Failure(PErr::unpositioned(at, msg)));
     // Like Loki, `k` must be written as an integer (`topk(5.0, ..)` is refused).
     let param = match (op.takes_param(), param) {
         (true, None) => return fail(at, format!("parameter required for operation {name}")),
         (false, Some((p_at, text))) => {
             return fail(p_at, format!("unsupported parameter for operation {name}({text},"));
         }
-        (true, Some((p_at, text))) => match text.parse::<u64>() {
-            Ok(k) if k > 0 => Some(k),
-            _ => {
+        (true, Some((p_at, text))) => match text.parse::<i64>() {
+            Ok(k) if k > 0 => Some(k.unsigned_abs()),
+            Ok(_) => {
                 return fail(
                     p_at,
-                    format!("invalid parameter {name}({text},): must be an integer greater than 0"),
+                    format!("invalid parameter (must be greater than 0) {name}({text}"),
                 );
             }
+            Err(_) => return fail(p_at, format!("invalid parameter {name}({text},")),
         },
         (false, None) => None,
     };
@@ -552,16 +556,17 @@ fn label_replace<'a>(i: &'a str, at: &'a str, depth: usize) -> PResult<'a, Expr>
     else {
         return Err(Err::Failure(PErr::message(at, "label_replace: expecting 5 arguments")));
     };
+    // Loki's label_replace constructor checks these: no position in its messages.
     if !is_valid_label_name(&dst) {
-        return Err(Err::Failure(PErr::message(
+        return Err(Err::Failure(PErr::unpositioned(
             dst_at,
             format!("invalid destination label name in label_replace(): {dst}"),
         )));
     }
     if let Err(msg) = regex_compat::compile(&format!("^(?:{regex})$")) {
-        return Err(Err::Failure(PErr::message(
+        return Err(Err::Failure(PErr::unpositioned(
             at,
-            format!("invalid regular expression in label_replace(): {msg}"),
+            format!("invalid regex in label_replace: {msg}"),
         )));
     }
     Ok((

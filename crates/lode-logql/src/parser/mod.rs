@@ -142,6 +142,7 @@ fn to_error(query: &str, e: PErr<'_>) -> LogqlError {
             ),
         ),
         PErrKind::Message(msg) => LogqlError::at(query, offset, msg),
+        PErrKind::Unpositioned(msg) => LogqlError::Validation(msg),
         PErrKind::Nom => LogqlError::at(
             query,
             offset,

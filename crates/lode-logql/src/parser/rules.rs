@@ -66,7 +66,8 @@ pub(crate) fn selector(i: &str) -> PResult<'_, Selector> {
     }
 }
 
-/// `matcher`: `name op "value"`, compiled; a bad regex is reported at its string.
+/// `matcher`: `name op "value"`, compiled. Loki compiles matchers while building the AST, so a
+/// bad regex has no position (`parse error : error parsing regexp: ...`).
 pub(crate) fn matcher(i: &str) -> PResult<'_, Matcher> {
     let (i, name) = identifier(i)?;
     let (i, op) = cut(match_op).parse(i)?;
@@ -75,7 +76,7 @@ pub(crate) fn matcher(i: &str) -> PResult<'_, Matcher> {
     let (i, value) = cut(string_lit).parse(i)?;
     match Matcher::new(name, op, value) {
         Ok(m) => Ok((i, m)),
-        Err(msg) => Err(Err::Failure(PErr::message(at, msg))),
+        Err(msg) => Err(Err::Failure(PErr::unpositioned(at, msg))),
     }
 }
 

@@ -202,59 +202,122 @@ fn string_arg(i: &str) -> PResult<'_, (&str, String)> {
     Ok((i, (at, s)))
 }
 
-/// `regexp "re"`: the regex must compile and name at least one group (valid label names).
+/// `regexp "re"`: the regex must compile and name at least one group (valid, distinct label
+/// names). Loki checks this while building the AST, so the error has no position:
+/// `parse error : invalid regexp parser: <why>`.
 fn regexp(i: &str) -> PResult<'_, Stage> {
     let (i, (at, re)) = string_arg(i)?;
-    let fail = |msg: String| Err(Err::Failure(PErr::message(at, msg)));
-    let compiled = match regex_compat::compile(&re) {
-        Ok(c) => c,
-        Err(msg) => return fail(msg),
-    };
-    let names: Vec<&str> = compiled.capture_names().flatten().collect();
-    if names.is_empty() {
-        return fail("at least one named capture must be supplied".to_string());
-    }
-    if let Some(n) = names.iter().find(|n| !is_valid_label_name(n)) {
-        return fail(format!("invalid extracted label name '{n}'"));
-    }
+    check_regexp(&re).map_err(|msg| Err::Failure(PErr::unpositioned(at, format!("invalid regexp parser: {msg}"))))?;
     Ok((i, Stage::Parser(ParserStage::Regexp(re))))
 }
 
-/// `pattern "<a> <_>"`: at least one named capture, none adjacent, names distinct.
+/// Validates a regexp-parser expression with the wording of Loki's `log.NewRegexpParser`.
+pub(crate) fn check_regexp(re: &str) -> Result<(), String> {
+    let compiled = match regex_compat::compile(re) {
+        Ok(c) => c,
+        // Go's regexp accepts repeated group names, so Loki reaches its own label check.
+        Err(_) if duplicate_group_name(re).is_some() => {
+            let n = duplicate_group_name(re).unwrap_or_default();
+            return Err(format!("duplicate extracted label name '{n}'"));
+        }
+        Err(msg) => return Err(go_regex_wording(&msg)),
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for n in compiled.capture_names().flatten() {
+        if !is_valid_label_name(n) {
+            return Err(format!("invalid extracted label name '{n}'"));
+        }
+        if names.contains(&n) {
+            return Err(format!("duplicate extracted label name '{n}'"));
+        }
+        names.push(n);
+    }
+    if names.is_empty() {
+        return Err("at least one named capture must be supplied".to_string());
+    }
+    Ok(())
+}
+
+/// The first group name that `re` declares twice (`(?P<n>` or `(?<n>`), if any.
+fn duplicate_group_name(re: &str) -> Option<&str> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut rest = re;
+    while let Some(pos) = rest.find("(?") {
+        let after = &rest[pos + 2..];
+        let body = after.strip_prefix("P<").or_else(|| after.strip_prefix('<'));
+        rest = after;
+        let Some(body) = body else { continue };
+        let Some(end) = body.find('>') else { continue };
+        let name = &body[..end];
+        if seen.contains(&name) {
+            return Some(name);
+        }
+        seen.push(name);
+    }
+    None
+}
+
+/// Rewords the syntax errors users hit most with Go's `regexp/syntax` phrases, which is what
+/// Loki prints (`error parsing regexp: missing closing ): ...`).
+// TODO: belongs in `regex_compat::describe`, which every regex in the language goes through.
+fn go_regex_wording(msg: &str) -> String {
+    const PHRASES: [(&str, &str); 4] = [
+        ("unclosed group", "missing closing )"),
+        ("unclosed character class", "missing closing ]"),
+        ("unopened group", "unexpected )"),
+        (
+            "repetition operator missing expression",
+            "missing argument to repetition operator",
+        ),
+    ];
+    for (rust, go) in PHRASES {
+        if let Some(rest) = msg.strip_prefix(&format!("error parsing regexp: {rust}:")) {
+            return format!("error parsing regexp: {go}:{rest}");
+        }
+    }
+    msg.to_string()
+}
+
+/// `pattern "<a> <_>"`: at least one named capture, none adjacent, names distinct. Checked while
+/// Loki builds the AST: `parse error : invalid pattern parser: <why>`.
 fn pattern(i: &str) -> PResult<'_, Stage> {
     let (i, (at, p)) = string_arg(i)?;
-    check_pattern(&p).map_err(|msg| Err::Failure(PErr::message(at, msg)))?;
+    check_pattern(&p).map_err(|msg| Err::Failure(PErr::unpositioned(at, format!("invalid pattern parser: {msg}"))))?;
     Ok((i, Stage::Parser(ParserStage::Pattern(p))))
 }
 
-/// Validates a pattern-parser expression with Loki's messages.
+/// Validates a pattern-parser expression with Loki's messages, in Loki's order: a named
+/// capture first, then adjacent captures, then repeated names.
 pub(crate) fn check_pattern(p: &str) -> Result<(), String> {
-    let mut names: Vec<&str> = Vec::new();
-    let mut prev_capture: Option<&str> = None;
+    let mut captures: Vec<(&str, bool)> = Vec::new(); // (name, follows another capture)
+    let mut prev_capture = false;
     let mut rest = p;
     while !rest.is_empty() {
         if let Some((name, used)) = capture(rest) {
-            if let Some(prev) = prev_capture {
-                return Err(format!(
-                    "found consecutive capture '<{prev}><{name}>': invalid expression"
-                ));
-            }
-            if name != "_" {
-                if names.contains(&name) {
-                    return Err(format!("duplicate capture name ({name}): invalid expression"));
-                }
-                names.push(name);
-            }
-            prev_capture = Some(name);
+            captures.push((name, prev_capture));
+            prev_capture = true;
             rest = &rest[used..];
         } else {
-            prev_capture = None;
+            prev_capture = false;
             let c = rest.chars().next().map_or(1, char::len_utf8);
             rest = &rest[c..];
         }
     }
-    if names.is_empty() {
+    if captures.iter().all(|(n, _)| *n == "_") {
         return Err("at least one capture is required".to_string());
+    }
+    if let Some(k) = captures.iter().position(|(_, adjacent)| *adjacent) {
+        let (prev, name) = (captures[k - 1].0, captures[k].0);
+        return Err(format!(
+            "found consecutive capture '<{prev}><{name}>': invalid expression"
+        ));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (name, _) in captures.into_iter().filter(|(n, _)| *n != "_") {
+        if names.contains(&name) {
+            return Err(format!("duplicate capture name ({name}): invalid expression"));
+        }
+        names.push(name);
     }
     Ok(())
 }
@@ -374,8 +437,9 @@ pub(crate) fn unwrap(i: &str) -> PResult<'_, Unwrap> {
         if stage_keyword(rest).is_some() {
             return Err(Err::Failure(PErr::message(
                 rest,
+                // yacc's wording: after `unwrap x |` only a label filter may start.
                 format!(
-                    "syntax error: unexpected {}: only label filters may follow unwrap",
+                    "syntax error: unexpected {}, expecting IDENTIFIER or (",
                     describe_token(rest)
                 ),
             )));
@@ -443,5 +507,21 @@ mod tests {
             check_pattern("<a> <a>"),
             Err("duplicate capture name (a): invalid expression".into())
         );
+        // Loki's order: no named capture, then adjacency, then repeats.
+        assert_eq!(check_pattern("<_><_>"), Err("at least one capture is required".into()));
+        assert_eq!(
+            check_pattern("<a><a>"),
+            Err("found consecutive capture '<a><a>': invalid expression".into())
+        );
+    }
+
+    #[test]
+    fn regexps() {
+        assert_eq!(check_regexp("(?P<a>x) (?P<b>y)"), Ok(()));
+        let err = |re: &str| check_regexp(re).unwrap_err();
+        assert_eq!(err("(x)"), "at least one named capture must be supplied");
+        assert_eq!(err("(?P<a>x)(?P<a>y)"), "duplicate extracted label name 'a'");
+        assert_eq!(err("(?P<a>x)(?<b>y)(?P<b>z)"), "duplicate extracted label name 'b'");
+        assert_eq!(err("(?P<a>x"), "error parsing regexp: missing closing ): `(?P<a>x`");
     }
 }

