@@ -17,6 +17,10 @@ pub struct SourceSpec {
     pub query: String,
     pub range_ns: i64,
     pub offset_ns: i64,
+    /// The aggregation needs only the sum of the values in each window (count, rate, bytes,
+    /// sum, absent), so a querier may add up samples that fall in the same stretch between
+    /// window edges before evaluating, and hold one sample per stretch instead of one per line.
+    pub additive: bool,
 }
 
 /// A metric query mapped onto the engine.
@@ -84,10 +88,21 @@ fn to_plan(expr: &Expr, sources: &mut Vec<SourceSpec>) -> Result<MetricPlan> {
             };
             let range_ns = nanos(agg.range.range);
             let offset_ns = agg.range.offset.map(nanos).unwrap_or(0);
+            let additive = matches!(
+                op,
+                metric::RangeOp::CountOverTime
+                    | metric::RangeOp::Rate
+                    | metric::RangeOp::UnwrappedRate
+                    | metric::RangeOp::BytesOverTime
+                    | metric::RangeOp::BytesRate
+                    | metric::RangeOp::SumOverTime
+                    | metric::RangeOp::AbsentOverTime { .. }
+            );
             sources.push(SourceSpec {
                 query: Expr::RangeAggregation(agg.clone()).to_string(),
                 range_ns,
                 offset_ns,
+                additive,
             });
             MetricPlan::RangeAgg {
                 op,

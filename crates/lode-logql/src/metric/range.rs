@@ -112,10 +112,10 @@ fn walk(op: &RangeOp, q: Option<f64>, w: Window, samples: &[(i64, f64)], grid: &
     let range_s = w.range_ns as f64 / 1e9;
     let it = windows(samples, w, grid);
     match op {
-        RangeOp::CountOverTime => it.map(|(i, lo, hi)| (i, (hi - lo) as f64)).collect(),
-        RangeOp::Rate => it.map(|(i, lo, hi)| (i, (hi - lo) as f64 / range_s)).collect(),
-        RangeOp::SumOverTime | RangeOp::BytesOverTime => sliding_sum(samples, it, |s, _| s),
-        RangeOp::BytesRate | RangeOp::UnwrappedRate => sliding_sum(samples, it, |s, _| s / range_s),
+        // A count is the sum of the samples' values (1 per line), not the number of samples:
+        // a querier may have pre-summed the lines of a stretch into one sample.
+        RangeOp::CountOverTime | RangeOp::SumOverTime | RangeOp::BytesOverTime => sliding_sum(samples, it, |s, _| s),
+        RangeOp::Rate | RangeOp::BytesRate | RangeOp::UnwrappedRate => sliding_sum(samples, it, |s, _| s / range_s),
         RangeOp::AvgOverTime => sliding_sum(samples, it, |s, n| s / n as f64),
         RangeOp::MinOverTime => extreme(samples, it, |new, old| new <= old),
         RangeOp::MaxOverTime => extreme(samples, it, |new, old| new >= old),

@@ -97,9 +97,15 @@ fn app() -> SeriesSet {
     src(&[(r#"{app="a"}"#, &[(10, 1.0), (20, 2.0), (30, 3.0), (40, 4.0)])])
 }
 
+/// `app()` as count_over_time and rate see it: every line yields 1, and a count is the sum of
+/// those values (a querier may have pre-summed several lines into one sample).
+fn app_lines() -> SeriesSet {
+    src(&[(r#"{app="a"}"#, &[(10, 1.0), (20, 1.0), (30, 1.0), (40, 1.0)])])
+}
+
 #[test]
 fn count_over_time_window_is_open_at_start_closed_at_end() {
-    let got = run(&ra(RangeOp::CountOverTime, 20), &app(), 0, 60, 10);
+    let got = run(&ra(RangeOp::CountOverTime, 20), &app_lines(), 0, 60, 10);
     // (t-20, t]: t=0 sees nothing (no point), t=10 {10}, t=20 {10,20}, t=50 {40}, t=60 nothing.
     assert_eq!(
         got,
@@ -112,7 +118,10 @@ fn count_over_time_window_is_open_at_start_closed_at_end() {
 
 #[test]
 fn rate_divides_by_range_seconds() {
-    assert_eq!(one(&ra(RangeOp::Rate, 20), &app(), 30), 2.0 / 20.0);
+    assert_eq!(one(&ra(RangeOp::Rate, 20), &app_lines(), 30), 2.0 / 20.0);
+    // Pre-summed lines count as what they sum to.
+    let summed = src(&[(r#"{app="a"}"#, &[(20, 3.0), (30, 2.0)])]);
+    assert_eq!(one(&ra(RangeOp::CountOverTime, 20), &summed, 30), 5.0);
     // Unwrapped rate and bytes_rate divide the sum: (2 + 3) / 20.
     assert_eq!(one(&ra(RangeOp::UnwrappedRate, 20), &app(), 30), 0.25);
     assert_eq!(one(&ra(RangeOp::BytesRate, 20), &app(), 30), 0.25);
@@ -144,7 +153,8 @@ fn simple_over_time_functions() {
     assert_eq!(at(RangeOp::MaxOverTime), 7.0);
     assert_eq!(at(RangeOp::FirstOverTime), 3.0);
     assert_eq!(at(RangeOp::LastOverTime), 2.0);
-    assert_eq!(at(RangeOp::CountOverTime), 4.0);
+    let lines = src(&[("{a=\"1\"}", &[(1, 1.0), (2, 1.0), (3, 1.0), (4, 1.0)])]);
+    assert_eq!(one(&ra(RangeOp::CountOverTime, 10), &lines, 4), 4.0);
 }
 
 #[test]
@@ -285,9 +295,8 @@ proptest::proptest! {
         let mut pts: Vec<(i64, f64)> = raw.iter().map(|&(t, v)| (t, f64::from(v) / 8.0)).collect();
         pts.sort_by_key(|p| p.0);
         let s = src(&[("{a=\"1\"}", &pts)]);
-        let checks: [(RangeOp, WindowFn); 4] = [
+        let checks: [(RangeOp, WindowFn); 3] = [
             (RangeOp::SumOverTime, |w| w.iter().sum()),
-            (RangeOp::CountOverTime, |w| w.len() as f64),
             (RangeOp::MinOverTime, |w| w.iter().copied().fold(f64::INFINITY, f64::min)),
             (RangeOp::MaxOverTime, |w| w.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
         ];
