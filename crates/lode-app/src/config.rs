@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use lode_ingester::IngesterConfig;
 use lode_model::limits::LimitsConfig;
+use lode_model::time::ConfigDuration;
 use lode_querier::QuerierConfig;
 use lode_server::ServerConfig;
 use lode_storage::StorageConfig;
@@ -25,6 +26,26 @@ pub struct Config {
     pub querier: QuerierConfig,
     pub limits_config: LimitsConfig,
     pub storage_config: StorageConfig,
+    pub runtime_config: RuntimeConfig,
+}
+
+/// `runtime_config:`: the per-tenant overrides file (Loki's format and key names), re-read
+/// every `period` so limits change without a restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Path of the YAML file with `overrides: {<tenant>: {<limit>: <value>}}`; empty: none.
+    pub file: String,
+    pub period: ConfigDuration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            file: String::new(),
+            period: ConfigDuration::secs(10),
+        }
+    }
 }
 
 impl Default for Config {
@@ -37,6 +58,7 @@ impl Default for Config {
             ingester: IngesterConfig::default(),
             querier: QuerierConfig::default(),
             limits_config: LimitsConfig::default(),
+            runtime_config: RuntimeConfig::default(),
             storage_config: StorageConfig::default(),
         }
     }
@@ -125,6 +147,9 @@ impl Config {
         self.ingester.validate().map_err(e)?;
         self.querier.validate().map_err(e)?;
         self.limits_config.validate().map_err(e)?;
+        if !self.runtime_config.file.is_empty() && self.runtime_config.period.0.is_zero() {
+            return Err(e("runtime_config.period must be positive".into()));
+        }
         self.storage_config.validate().map_err(|err| e(err.to_string()))?;
         Ok(())
     }

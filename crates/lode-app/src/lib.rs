@@ -19,6 +19,7 @@ pub use config::{CommonConfig, Config};
 use lode_distributor::Distributor;
 use lode_ingester::Ingester;
 use lode_model::api::LogQuerier;
+use lode_model::limits::Limits;
 use lode_model::metrics::Discards;
 use lode_querier::Querier;
 use lode_server::Handlers;
@@ -44,6 +45,40 @@ pub enum AppError {
     Wal(#[from] lode_wal::WalError),
 }
 
+/// Re-reads the runtime config file every `period` and applies it when it changed; a file that
+/// does not parse is logged and the limits in force stay.
+async fn reload_overrides(
+    limits: Arc<Limits>,
+    path: String,
+    period: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last = std::fs::read_to_string(&path).ok();
+    let mut tick = tokio::time::interval(period);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(file = %path, error = %e, "cannot read the runtime config; keeping the limits in force");
+                continue;
+            }
+        };
+        if last.as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        match limits.load_overrides(&text) {
+            Ok(n) => tracing::info!(file = %path, tenants = n, "runtime config reloaded"),
+            Err(e) => tracing::error!(file = %path, error = %e, "runtime config rejected; keeping the limits in force"),
+        }
+        last = Some(text);
+    }
+}
+
 /// A running node.
 pub struct Node {
     addr: SocketAddr,
@@ -63,15 +98,23 @@ impl Node {
         let registry = Registry::new();
         let discards = Discards::new(&registry);
         let store = ObjectStorage::from_config(&cfg.storage_config, &registry)?;
+        let limits = Arc::new(Limits::new(cfg.limits_config.clone()));
+        // A bad overrides file at start is a config error; later, a bad edit keeps the old one.
+        if !cfg.runtime_config.file.is_empty() {
+            let text = std::fs::read_to_string(&cfg.runtime_config.file)
+                .map_err(|e| AppError::Config(format!("runtime_config.file {}: {e}", cfg.runtime_config.file)))?;
+            limits.load_overrides(&text).map_err(AppError::Config)?;
+        }
         let ingester = Ingester::new(
             &cfg.common.instance_id,
             cfg.ingester.clone(),
+            limits.clone(),
             store.clone(),
             &registry,
             discards.clone(),
         );
         let distributor = Arc::new(Distributor::new(
-            cfg.limits_config.clone(),
+            limits.clone(),
             cfg.common.replication_factor,
             cfg.common.ring_tokens,
             &registry,
@@ -81,7 +124,7 @@ impl Node {
         let ingesters: Vec<Arc<dyn LogQuerier>> = vec![ingester.clone()];
         let querier = Arc::new(Querier::new(
             cfg.querier.clone(),
-            cfg.limits_config.clone(),
+            limits.clone(),
             store.clone(),
             ingesters,
         ));
@@ -103,6 +146,14 @@ impl Node {
         let local = listener.local_addr()?;
         let (tx, rx) = watch::channel(false);
         let flush_loop = tokio::spawn(ingester.clone().run_flush_loop(rx.clone()));
+        if !cfg.runtime_config.file.is_empty() {
+            tokio::spawn(reload_overrides(
+                limits.clone(),
+                cfg.runtime_config.file.clone(),
+                cfg.runtime_config.period.0,
+                rx.clone(),
+            ));
+        }
         // The WAL is opened before serving (an unusable WAL directory stops the start) and
         // replayed while serving, so `/ready` can say how far the replay is.
         ingester.open_wal()?;

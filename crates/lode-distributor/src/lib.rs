@@ -14,7 +14,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 
 use lode_model::api::{PushHandler, PushRequest, Pusher, StreamBatch};
 use lode_model::labels::ring_token;
-use lode_model::limits::LimitsConfig;
+use lode_model::limits::{Limits, RateLimiters};
 use lode_model::metrics::Discards;
 use lode_model::time::now_nanos;
 use lode_model::{ApiError, Entry, ErrorCode};
@@ -60,7 +60,9 @@ impl Metrics {
 
 /// The distributor role.
 pub struct Distributor {
-    limits: LimitsConfig,
+    limits: Arc<Limits>,
+    /// One token bucket per tenant (`ingestion_rate_mb`, `ingestion_burst_size_mb`).
+    rates: RateLimiters,
     replication_factor: usize,
     ring: RwLock<Ring>,
     clients: RwLock<HashMap<String, Arc<dyn Pusher>>>,
@@ -69,14 +71,15 @@ pub struct Distributor {
 
 impl Distributor {
     pub fn new(
-        limits: LimitsConfig,
+        limits: impl Into<Arc<Limits>>,
         replication_factor: usize,
         tokens_per_instance: u32,
         registry: &Registry,
         discards: Discards,
     ) -> Self {
         Distributor {
-            limits,
+            limits: limits.into(),
+            rates: RateLimiters::default(),
             replication_factor: replication_factor.max(1),
             ring: RwLock::new(Ring::new(tokens_per_instance)),
             clients: RwLock::new(HashMap::new()),
@@ -97,6 +100,7 @@ impl Distributor {
     /// the refusal messages.
     fn validate(&self, tenant: &str, req: PushRequest) -> (Vec<StreamBatch>, Vec<String>) {
         let now = now_nanos();
+        let limits = self.limits.tenant(tenant);
         let mut refusals = Vec::new();
         let mut batches: Vec<StreamBatch> = Vec::new();
         // Streams of this request by fingerprint, to merge repeats of the same label set.
@@ -109,7 +113,7 @@ impl Distributor {
             let stream_bytes: usize = stream.entries.iter().map(Entry::size).sum();
             lines += stream.entries.len();
             bytes += stream_bytes;
-            let labels = match validate_labels(&stream.labels, &self.limits) {
+            let labels = match validate_labels(&stream.labels, &limits) {
                 Ok(l) => l,
                 Err(r) => {
                     self.metrics
@@ -119,7 +123,7 @@ impl Distributor {
                 }
             };
             let mut entries = stream.entries;
-            entries.retain_mut(|entry| match validate_entry(entry, &labels, &self.limits, now) {
+            entries.retain_mut(|entry| match validate_entry(entry, &labels, &limits, now) {
                 Ok(()) => true,
                 Err(r) => {
                     self.metrics.discard(r.reason, tenant, 1, entry.size());
@@ -151,8 +155,8 @@ impl Distributor {
     }
 
     /// Sends each stream to its replicas and waits for a quorum of each. Returns the client
-    /// (4xx) messages the ingesters answered with.
-    async fn send(&self, tenant: &str, batches: Vec<StreamBatch>) -> Result<Vec<String>, ApiError> {
+    /// (4xx) messages the ingesters answered with, and whether one of them was a 429.
+    async fn send(&self, tenant: &str, batches: Vec<StreamBatch>) -> Result<(Vec<String>, bool), ApiError> {
         let rf = self.replication_factor;
         let n = batches.len();
         let mut per_instance: HashMap<String, (Vec<usize>, Vec<StreamBatch>)> = HashMap::new();
@@ -199,12 +203,14 @@ impl Distributor {
         let quorum = rf / 2 + 1;
         let mut acks = vec![0usize; n];
         let mut client_messages: Vec<String> = Vec::new();
+        let mut limited = false;
         let mut server_error: Option<ApiError> = None;
         for (streams, r) in results {
             let acked = match r {
                 Ok(()) => true,
                 // A 4xx means the ingester stored what it could and refused the rest.
                 Err(e) if e.code.is_client_error() => {
+                    limited |= e.code == ErrorCode::TooManyRequests;
                     if !client_messages.contains(&e.message) {
                         client_messages.push(e.message);
                     }
@@ -225,7 +231,38 @@ impl Distributor {
         if acks.iter().any(|&n| n < quorum) {
             return Err(server_error.unwrap_or_else(|| ApiError::internal("push did not reach a quorum of ingesters")));
         }
-        Ok(client_messages)
+        Ok((client_messages, limited))
+    }
+}
+
+impl Distributor {
+    /// The tenant's rate limit, all or nothing over what passed validation, as Loki does.
+    fn check_rate(&self, tenant: &str, batches: &[StreamBatch]) -> Result<(), ApiError> {
+        let (lines, bytes) = batches.iter().fold((0usize, 0usize), |(l, b), s| {
+            (
+                l + s.entries.len(),
+                b + s.entries.iter().map(Entry::size).sum::<usize>(),
+            )
+        });
+        if lines == 0 {
+            return Ok(());
+        }
+        let limits = self.limits.tenant(tenant);
+        let rate = limits.ingestion_rate_bytes();
+        if self
+            .rates
+            .allow(tenant, bytes as f64, rate, limits.ingestion_burst_bytes())
+        {
+            return Ok(());
+        }
+        self.metrics.discard("rate_limited", tenant, lines, bytes);
+        Err(ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "ingestion rate limit exceeded for user {tenant} (limit: {} bytes/sec) while attempting to ingest '{lines}' lines totaling '{bytes}' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased",
+                rate as u64
+            ),
+        ))
     }
 }
 
@@ -236,8 +273,9 @@ impl PushHandler for Distributor {
             return Err(ApiError::new(ErrorCode::Unprocessable, NO_STREAMS_MSG));
         }
         let (batches, refusals) = self.validate(tenant, req);
-        let ingester_messages = if batches.is_empty() {
-            Vec::new()
+        self.check_rate(tenant, &batches)?;
+        let (ingester_messages, limited) = if batches.is_empty() {
+            (Vec::new(), false)
         } else {
             self.send(tenant, batches).await?
         };
@@ -248,6 +286,9 @@ impl PushHandler for Distributor {
         parts.extend(ingester_messages);
         if parts.is_empty() {
             Ok(())
+        } else if limited {
+            // An ingester limit (stream count, stream rate): worth retrying later.
+            Err(ApiError::new(ErrorCode::TooManyRequests, parts.join("\n")))
         } else {
             Err(ApiError::bad_request(parts.join("\n")))
         }
@@ -258,6 +299,7 @@ impl PushHandler for Distributor {
 mod tests {
     use super::*;
     use lode_model::api::PushStream;
+    use lode_model::limits::LimitsConfig;
     use std::sync::Mutex;
 
     #[derive(Default)]
@@ -321,6 +363,52 @@ mod tests {
         assert_eq!(got[0].labels.to_string(), r#"{job="a"}"#);
         assert_eq!(got[0].entries.len(), 2, "same stream merged");
         assert_eq!(got[1].entries[0].line, "ok");
+    }
+
+    #[tokio::test]
+    async fn tenant_rate_limit_refuses_whole_requests_per_tenant() {
+        let limits = Arc::new(Limits::new(LimitsConfig::default()));
+        // 1 KiB/s with a 2 KiB burst for "slow"; everyone else has the defaults.
+        limits
+            .load_overrides(
+                "overrides:\n  slow:\n    ingestion_rate_mb: 0.0009765625\n    ingestion_burst_size_mb: 0.001953125\n",
+            )
+            .unwrap();
+        let reg = Registry::new();
+        let discards = Discards::new(&reg);
+        let d = Distributor::new(limits, 1, 128, &reg, discards);
+        let rec = Arc::new(Recorder::default());
+        d.add_ingester("local", rec.clone());
+        let now = now_nanos();
+        let line = "x".repeat(700);
+        let req = |i: i64| PushRequest {
+            streams: vec![
+                stream(r#"{job="a"}"#, &[(now + i, line.as_str())]),
+                stream(r#"{k8s.pod="bad"}"#, &[(now, "y")]),
+            ],
+        };
+        // 700 bytes each: two fit in the burst, the third does not.
+        assert_eq!(d.push("slow", req(0)).await.unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(d.push("slow", req(1)).await.unwrap_err().code, ErrorCode::BadRequest);
+        let e = d.push("slow", req(2)).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::TooManyRequests);
+        assert_eq!(
+            e.message,
+            "ingestion rate limit exceeded for user slow (limit: 1024 bytes/sec) while attempting to ingest '1' lines totaling '700' bytes, reduce log volume or contact your Loki administrator to see if the limit can be increased"
+        );
+        assert_eq!(
+            rec.0.lock().unwrap().len(),
+            2,
+            "nothing of the refused request was written"
+        );
+        // Another tenant is not affected.
+        d.push("fast", req(3)).await.unwrap_err();
+        assert_eq!(rec.0.lock().unwrap().len(), 3);
+        let text = prometheus::TextEncoder::new().encode_to_string(&reg.gather()).unwrap();
+        assert!(
+            text.contains(r#"loki_discarded_samples_total{reason="rate_limited",tenant="slow"} 1"#),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -9,10 +9,11 @@ use lode_chunk::Skipped;
 use lode_logql::Selector;
 use lode_logql::engine::{LogPlan, SampleCollector, SamplePlan, StreamCollector};
 use lode_model::api::{QueryStats, SampleSeries, StreamBatch};
-use lode_model::{Labels, Stream as ResultStream};
+use lode_model::limits::LimitsConfig;
+use lode_model::{Entry, Labels, Stream as ResultStream};
 use lode_wal::{Batch, Wal};
 
-use crate::stream::Stream;
+use crate::stream::{Stream, StreamRate};
 use crate::{IngesterError, Settings};
 
 pub(crate) type StreamRef = Arc<Mutex<Stream>>;
@@ -30,6 +31,12 @@ pub(crate) struct InstancePush {
     pub refused: Vec<String>,
     pub refused_lines: usize,
     pub refused_bytes: usize,
+    /// Entries over their stream's rate limit (part of `refused_*`).
+    pub rate_limited: usize,
+    pub rate_limited_bytes: usize,
+    /// Entries of streams refused by the stream count limit (not in `refused_*`).
+    pub stream_limited: usize,
+    pub stream_limited_bytes: usize,
 }
 
 impl Instance {
@@ -42,7 +49,13 @@ impl Instance {
 
     /// Appends each batch to its stream; with a WAL, the accepted entries are appended to it
     /// while the stream is still held, so the WAL has each stream's entries in order.
-    pub fn push(&self, batches: Vec<StreamBatch>, s: &Settings, wal: Option<&Wal>) -> InstancePush {
+    pub fn push(
+        &self,
+        batches: Vec<StreamBatch>,
+        s: &Settings,
+        wal: Option<&Wal>,
+        limits: &LimitsConfig,
+    ) -> InstancePush {
         let mut record = Batch::new();
         let mut out = InstancePush {
             created: 0,
@@ -51,12 +64,29 @@ impl Instance {
             refused: Vec::new(),
             refused_lines: 0,
             refused_bytes: 0,
+            rate_limited: 0,
+            rate_limited_bytes: 0,
+            stream_limited: 0,
+            stream_limited_bytes: 0,
         };
+        let rate = (limits.per_stream_rate_limit.0 > 0).then(|| StreamRate {
+            rate: limits.per_stream_rate_limit.0 as f64,
+            burst: limits.per_stream_rate_limit_burst.0.max(limits.per_stream_rate_limit.0) as f64,
+        });
+        let max_streams = limits.max_global_streams_per_user;
         for batch in batches {
             // A stream found in the map may be removed as idle before we lock it; such a stream
             // is marked, and we look again (creating a new one) instead of writing to an orphan.
             let r = loop {
-                let (stream, created) = self.get_or_create(&batch.labels, s);
+                let Some((stream, created)) = self.get_or_create_within(&batch.labels, s, max_streams) else {
+                    out.stream_limited += batch.entries.len();
+                    out.stream_limited_bytes += batch.entries.iter().map(Entry::size).sum::<usize>();
+                    out.refused.push(format!(
+                        "maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{}'",
+                        batch.labels, self.tenant
+                    ));
+                    break None;
+                };
                 let mut st = stream.lock().unwrap_or_else(|p| p.into_inner());
                 if st.removed {
                     continue;
@@ -66,14 +96,18 @@ impl Instance {
                     &self.tenant,
                     batch.entries,
                     s.target_size,
+                    rate,
                     wal.is_some().then_some(&mut record),
                 );
                 if let Some(w) = wal {
                     w.append(&record);
                     record.clear();
                 }
-                break r;
+                break Some(r);
             };
+            let Some(r) = r else { continue };
+            out.rate_limited += r.rate_limited;
+            out.rate_limited_bytes += r.rate_limited_bytes;
             out.appended += r.appended;
             out.appended_bytes += r.appended_bytes;
             out.refused.extend(r.refused);
@@ -84,17 +118,28 @@ impl Instance {
     }
 
     pub(crate) fn get_or_create(&self, labels: &Labels, s: &Settings) -> (StreamRef, bool) {
+        // Zero: no limit (a replay restores what was accepted, whatever the limit is now).
+        self.get_or_create_within(labels, s, 0)
+            .unwrap_or_else(|| unreachable!("no stream limit was given"))
+    }
+
+    /// The stream for `labels`, created if there are fewer than `max` streams (0: no limit);
+    /// `None` when creating it would pass the limit.
+    fn get_or_create_within(&self, labels: &Labels, s: &Settings, max: usize) -> Option<(StreamRef, bool)> {
         if let Some(st) = self.streams.read().unwrap_or_else(|p| p.into_inner()).get(labels) {
-            return (st.clone(), false);
+            return Some((st.clone(), false));
         }
         let mut map = self.streams.write().unwrap_or_else(|p| p.into_inner());
         if let Some(st) = map.get(labels) {
-            return (st.clone(), false);
+            return Some((st.clone(), false));
+        }
+        if max > 0 && map.len() >= max {
+            return None;
         }
         let id = s.next_stream_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let st = Arc::new(Mutex::new(Stream::new(labels.clone(), s.block_size, s.zstd_level, id)));
         map.insert(labels.clone(), st.clone());
-        (st, true)
+        Some((st, true))
     }
 
     pub fn streams(&self) -> Vec<StreamRef> {

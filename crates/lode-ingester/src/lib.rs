@@ -24,6 +24,7 @@ use lode_logql::engine::{LogPlan, SamplePlan};
 use lode_model::api::{
     IngesterAdmin, LabelRequest, LogQuerier, LogSelect, Pusher, SampleResult, SampleSelect, SelectResult, StreamBatch,
 };
+use lode_model::limits::Limits;
 use lode_model::metrics::Discards;
 use lode_model::{ApiError, ErrorCode};
 use lode_storage::ObjectStorage;
@@ -68,6 +69,7 @@ pub(crate) struct Settings {
 pub struct Ingester {
     id: String,
     cfg: IngesterConfig,
+    limits: Arc<Limits>,
     settings: Settings,
     store: ObjectStorage,
     instances: RwLock<HashMap<String, Arc<Instance>>>,
@@ -86,6 +88,7 @@ impl Ingester {
     pub fn new(
         id: &str,
         cfg: IngesterConfig,
+        limits: impl Into<Arc<Limits>>,
         store: ObjectStorage,
         registry: &Registry,
         discards: Discards,
@@ -99,6 +102,7 @@ impl Ingester {
         Arc::new(Ingester {
             id: id.to_string(),
             cfg,
+            limits: limits.into(),
             settings,
             store,
             instances: RwLock::new(HashMap::new()),
@@ -184,7 +188,8 @@ impl Pusher for Ingester {
             flush::blocking(|| w.commit()).map_err(|e| self.wal_failure(e))?;
         }
         let inst = self.instance(tenant);
-        let r = inst.push(streams, &self.settings, wal);
+        let limits = self.limits.tenant(tenant);
+        let r = inst.push(streams, &self.settings, wal, &limits);
         if let Some(w) = wal {
             // Before the acknowledgement: an acknowledged line survives a crash.
             flush::blocking(|| w.commit()).map_err(|e| self.wal_failure(e))?;
@@ -208,9 +213,19 @@ impl Pusher for Ingester {
         if r.refused.is_empty() {
             return Ok(());
         }
-        let refused = (r.refused_lines, r.refused_bytes);
-        self.discards.count("out_of_order", tenant, refused.0, refused.1);
-        Err(ApiError::bad_request(r.refused.join("\n")))
+        let other = (r.refused_lines - r.rate_limited, r.refused_bytes - r.rate_limited_bytes);
+        self.discards.count("out_of_order", tenant, other.0, other.1);
+        self.discards
+            .count("per_stream_rate_limit", tenant, r.rate_limited, r.rate_limited_bytes);
+        self.discards
+            .count("stream_limit", tenant, r.stream_limited, r.stream_limited_bytes);
+        // Limits are worth retrying later (429); an order violation never is (400).
+        let code = if r.rate_limited > 0 || r.stream_limited > 0 {
+            ErrorCode::TooManyRequests
+        } else {
+            ErrorCode::BadRequest
+        };
+        Err(ApiError::new(code, r.refused.join("\n")))
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use lode_chunk::{Chunk, EntryRef, MemChunk, Skipped};
 use lode_index::ChunkRef;
-use lode_model::time::go_time_string;
+use lode_model::limits::TokenBucket;
+use lode_model::time::{ByteSize, go_time_string};
 use lode_model::{Direction, Entry, Labels};
 use lode_wal::Batch;
 use tokio::time::Instant;
@@ -43,6 +44,8 @@ pub(crate) struct Stream {
     pub wal_id: u64,
     /// Whether the WAL has this stream's `series` record (since the last checkpoint).
     wal_logged: bool,
+    /// `per_stream_rate_limit`, created on the first push that has a limit.
+    rate: Option<TokenBucket>,
     block_size: usize,
     zstd_level: i32,
 }
@@ -55,6 +58,16 @@ pub(crate) struct PushOutcome {
     pub refused: Option<String>,
     pub refused_lines: usize,
     pub refused_bytes: usize,
+    /// Of the refused, those over the stream's rate limit.
+    pub rate_limited: usize,
+    pub rate_limited_bytes: usize,
+}
+
+/// A stream's rate limit for one push: bytes per second and burst.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamRate {
+    pub rate: f64,
+    pub burst: f64,
 }
 
 impl Stream {
@@ -71,6 +84,7 @@ impl Stream {
             removed: false,
             wal_id,
             wal_logged: false,
+            rate: None,
             block_size,
             zstd_level,
         }
@@ -84,8 +98,11 @@ impl Stream {
         tenant: &str,
         entries: Vec<Entry>,
         target_size: u64,
+        rate: Option<StreamRate>,
         mut wal: Option<&mut Batch>,
     ) -> PushOutcome {
+        let now = std::time::Instant::now();
+        let (mut rate_limited, mut rate_limited_bytes) = (0, 0);
         if let Some(b) = wal.as_deref_mut() {
             if !self.wal_logged {
                 b.series(tenant, self.wal_id, &self.printed);
@@ -107,6 +124,24 @@ impl Stream {
                     continue;
                 }
                 if e == *last {
+                    continue;
+                }
+            }
+            if let Some(r) = rate {
+                let bucket = self.rate.get_or_insert_with(|| TokenBucket::new(r.burst));
+                if !bucket.allow(e.size() as f64, r.rate, r.burst, now) {
+                    rate_limited += 1;
+                    rate_limited_bytes += e.size();
+                    refused_bytes += e.size();
+                    refused.push((
+                        e.ts,
+                        format!(
+                            "Per stream rate limit exceeded (limit: {}/sec) while attempting to ingest for stream '{}' totaling {}, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased",
+                            ByteSize(r.rate as u64),
+                            self.printed,
+                            ByteSize(e.size() as u64)
+                        ),
+                    ));
                     continue;
                 }
             }
@@ -162,6 +197,8 @@ impl Stream {
             refused,
             refused_lines,
             refused_bytes,
+            rate_limited,
+            rate_limited_bytes,
         }
     }
 

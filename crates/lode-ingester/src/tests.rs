@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use lode_model::api::{IngesterAdmin, LogQuerier, LogSelect, Pusher, StreamBatch};
+use lode_model::limits::LimitsConfig;
 use lode_model::metrics::Discards;
 use lode_model::time::ByteSize;
 use lode_model::{Direction, Entry, ErrorCode, Labels};
@@ -13,7 +14,14 @@ fn ingester(cfg: IngesterConfig) -> (Arc<Ingester>, ObjectStorage) {
     let store = ObjectStorage::in_memory();
     let reg = Registry::new();
     (
-        Ingester::new("ing-1", cfg, store.clone(), &reg, Discards::new(&reg)),
+        Ingester::new(
+            "ing-1",
+            cfg,
+            LimitsConfig::default(),
+            store.clone(),
+            &reg,
+            Discards::new(&reg),
+        ),
         store,
     )
 }
@@ -216,4 +224,88 @@ async fn an_idle_stream_removed_from_memory_comes_back_on_the_next_push() {
         .await
         .unwrap();
     assert_eq!(r.streams[0].entries[0].line, "two");
+}
+
+fn limited(limits: LimitsConfig) -> Arc<Ingester> {
+    let reg = Registry::new();
+    Ingester::new(
+        "ing-1",
+        IngesterConfig::default(),
+        limits,
+        ObjectStorage::in_memory(),
+        &reg,
+        Discards::new(&reg),
+    )
+}
+
+#[tokio::test]
+async fn the_stream_limit_refuses_new_streams_with_a_429_and_keeps_the_rest() {
+    let ing = limited(LimitsConfig {
+        max_global_streams_per_user: 2,
+        ..LimitsConfig::default()
+    });
+    ing.push(
+        "t",
+        vec![batch(r#"{app="a"}"#, &[(1, "a")]), batch(r#"{app="b"}"#, &[(1, "b")])],
+    )
+    .await
+    .unwrap();
+    let e = ing
+        .push(
+            "t",
+            vec![batch(r#"{app="c"}"#, &[(2, "c")]), batch(r#"{app="a"}"#, &[(2, "a2")])],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::TooManyRequests);
+    assert_eq!(
+        e.message,
+        "maximum active stream limit exceeded when trying to create stream {app=\"c\"}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: 't'"
+    );
+    let r = ing
+        .select_logs("t", &select(r#"{app=~".+"}"#, Direction::Forward, 100))
+        .await
+        .unwrap();
+    let lines: Vec<&str> = r
+        .streams
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|e| e.line.as_str()))
+        .collect();
+    assert_eq!(lines, ["a", "a2", "b"], "existing streams still take lines");
+    // Other tenants have their own count.
+    ing.push("u", vec![batch(r#"{app="c"}"#, &[(2, "c")])]).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_per_stream_rate_limit_refuses_what_exceeds_the_burst() {
+    let ing = limited(LimitsConfig {
+        per_stream_rate_limit: ByteSize(1024),
+        per_stream_rate_limit_burst: ByteSize(2048),
+        ..LimitsConfig::default()
+    });
+    let line = "x".repeat(900);
+    let e = ing
+        .push(
+            "t",
+            vec![
+                batch(r#"{app="a"}"#, &[(1, &line), (2, &line), (3, &line)]),
+                batch(r#"{app="b"}"#, &[(1, &line)]),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::TooManyRequests);
+    assert!(
+        e.message.starts_with(
+            "entry with timestamp 1970-01-01 00:00:00.000000003 +0000 UTC ignored, reason: 'Per stream rate limit exceeded (limit: 1KB/sec) while attempting to ingest for stream '{app=\"a\"}' totaling 900B, consider splitting a stream via additional labels or contact your Loki administrator to see if the limit can be increased',"
+        ),
+        "{}",
+        e.message
+    );
+    let r = ing
+        .select_logs("t", &select(r#"{app=~".+"}"#, Direction::Forward, 100))
+        .await
+        .unwrap();
+    let counts: Vec<usize> = r.streams.iter().map(|s| s.entries.len()).collect();
+    assert_eq!(counts, [2, 1], "each stream has its own bucket");
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lode_model::api::{LogQuerier, LogSelect, Pusher, StreamBatch};
+use lode_model::limits::LimitsConfig;
 use lode_model::metrics::Discards;
 use lode_model::time::ByteSize;
 use lode_model::{Direction, Entry, ErrorCode, Labels};
@@ -22,7 +23,14 @@ fn cfg(dir: &Path) -> IngesterConfig {
 
 async fn start(c: IngesterConfig) -> (Arc<Ingester>, crate::ReplayReport) {
     let reg = Registry::new();
-    let ing = Ingester::new("ing-1", c, ObjectStorage::in_memory(), &reg, Discards::new(&reg));
+    let ing = Ingester::new(
+        "ing-1",
+        c,
+        LimitsConfig::default(),
+        ObjectStorage::in_memory(),
+        &reg,
+        Discards::new(&reg),
+    );
     ing.open_wal().unwrap();
     let report = ing.replay_wal().await.unwrap().unwrap();
     (ing, report)

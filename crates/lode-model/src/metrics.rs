@@ -27,6 +27,9 @@ impl Discards {
     }
 
     pub fn count(&self, reason: &str, tenant: &str, lines: usize, bytes: usize) {
+        if lines == 0 && bytes == 0 {
+            return;
+        }
         self.samples.with_label_values(&[reason, tenant]).inc_by(lines as u64);
         self.bytes.with_label_values(&[reason, tenant]).inc_by(bytes as u64);
     }

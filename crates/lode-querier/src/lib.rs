@@ -24,7 +24,7 @@ use lode_model::api::{
     InstantQuery, LabelRequest, LogQuerier, LogSelect, QueryData, QueryHandler, QueryResponse, QueryStats, RangeQuery,
     SampleSelect, SampleSeries,
 };
-use lode_model::limits::LimitsConfig;
+use lode_model::limits::Limits;
 use lode_model::time::{ConfigDuration, format_go_duration, now_nanos};
 use lode_model::{ApiError, Direction, Entry, ErrorCode, Stream};
 use lode_storage::ObjectStorage;
@@ -104,7 +104,7 @@ impl QuerierConfig {
 /// The querier role.
 pub struct Querier {
     cfg: QuerierConfig,
-    limits: LimitsConfig,
+    limits: Arc<Limits>,
     ingesters: Arc<[Arc<dyn LogQuerier>]>,
     store: Arc<StoreReader>,
 }
@@ -183,14 +183,14 @@ impl Sources {
 impl Querier {
     pub fn new(
         cfg: QuerierConfig,
-        limits: LimitsConfig,
+        limits: impl Into<Arc<Limits>>,
         store: ObjectStorage,
         ingesters: Vec<Arc<dyn LogQuerier>>,
     ) -> Self {
         let store = Arc::new(StoreReader::new(store, cfg.max_concurrent_chunk_fetches));
         Querier {
             cfg,
-            limits,
+            limits: limits.into(),
             ingesters: ingesters.into(),
             store,
         }
@@ -213,8 +213,8 @@ impl Querier {
         self.read_sources().asks_ingesters(end)
     }
 
-    fn check_range(&self, start: i64, end: i64) -> Result<(), ApiError> {
-        let max = self.limits.max_query_length;
+    fn check_range(&self, tenant: &str, start: i64, end: i64) -> Result<(), ApiError> {
+        let max = self.limits.tenant(tenant).max_query_length;
         if !max.0.is_zero() && end.saturating_sub(start) > max.as_nanos_i64() {
             let len = std::time::Duration::from_nanos(u64::try_from(end.saturating_sub(start)).unwrap_or(u64::MAX));
             return Err(ApiError::bad_request(format!(
@@ -365,8 +365,12 @@ pub const TIMEOUT_MSG: &str = "request timed out, decrease the duration of the r
 
 impl Querier {
     /// Runs `f` under `limits_config.query_timeout`.
-    async fn within_timeout<T>(&self, f: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
-        let limit = self.limits.query_timeout.0;
+    async fn within_timeout<T>(
+        &self,
+        tenant: &str,
+        f: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let limit = self.limits.tenant(tenant).query_timeout.0;
         if limit.is_zero() {
             return f.await;
         }
@@ -378,13 +382,14 @@ impl Querier {
     async fn run_range(&self, tenant: &str, req: RangeQuery) -> Result<QueryResponse, ApiError> {
         let started = Instant::now();
         let expr = lode_logql::parse_expr(&req.query)?;
-        self.check_range(req.start, req.end)?;
+        self.check_range(tenant, req.start, req.end)?;
         let (data, stats) = match &expr {
             Expr::Log(log) => {
-                if req.limit > self.limits.max_entries_limit_per_query {
+                let max_entries = self.limits.tenant(tenant).max_entries_limit_per_query;
+                if req.limit > max_entries {
                     return Err(ApiError::bad_request(format!(
                         "max entries limit per query exceeded, limit > max_entries_limit_per_query ({} > {})",
-                        req.limit, self.limits.max_entries_limit_per_query
+                        req.limit, max_entries
                     )));
                 }
                 // Compiled here so a bad pipeline is a 400 before any piece starts.
@@ -421,11 +426,11 @@ impl Querier {
 #[async_trait]
 impl QueryHandler for Querier {
     async fn query_range(&self, tenant: &str, req: RangeQuery) -> Result<QueryResponse, ApiError> {
-        self.within_timeout(self.run_range(tenant, req)).await
+        self.within_timeout(tenant, self.run_range(tenant, req)).await
     }
 
     async fn query_instant(&self, tenant: &str, req: InstantQuery) -> Result<QueryResponse, ApiError> {
-        self.within_timeout(self.run_instant(tenant, req)).await
+        self.within_timeout(tenant, self.run_instant(tenant, req)).await
     }
 
     async fn label_names(&self, tenant: &str, req: LabelRequest) -> Result<Vec<String>, ApiError> {

@@ -156,9 +156,9 @@ impl Querier {
         Ok((sets, stats))
     }
 
-    fn eval_options(&self) -> EvalOptions {
+    fn eval_options(&self, tenant: &str) -> EvalOptions {
         EvalOptions {
-            max_series: self.limits.max_query_series,
+            max_series: self.limits.tenant(tenant).max_query_series,
         }
     }
 
@@ -172,8 +172,8 @@ impl Querier {
         let q = MetricQuery::new(expr)?;
         let (start, end) = metric::align(req.start, req.end, req.step);
         let (sets, stats) = self.sources(tenant, &q, start, end, req.step).await?;
-        let matrix =
-            metric::eval_range(&q.plan, &sets, start, end, req.step, &self.eval_options()).map_err(metric_error)?;
+        let matrix = metric::eval_range(&q.plan, &sets, start, end, req.step, &self.eval_options(tenant))
+            .map_err(metric_error)?;
         let series = matrix
             .into_iter()
             .map(|s| MatrixSeries {
@@ -193,7 +193,7 @@ impl Querier {
     ) -> Result<(QueryData, QueryStats), ApiError> {
         let q = MetricQuery::new(expr)?;
         let (sets, stats) = self.sources(tenant, &q, t, t, 0).await?;
-        let data = match metric::eval_instant(&q.plan, &sets, t, &self.eval_options()).map_err(metric_error)? {
+        let data = match metric::eval_instant(&q.plan, &sets, t, &self.eval_options(tenant)).map_err(metric_error)? {
             // Loki stamps a scalar result (an instant query of a bare literal such as `2` or
             // `-2^2`) with the zero time, whatever `time` was asked: `"result":[0,"2"]`.
             metric::Value::Scalar(v) => QueryData::Scalar(0, v),

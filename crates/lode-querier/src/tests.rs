@@ -5,6 +5,7 @@ use lode_model::{Direction, Entry, ErrorCode, Labels, Stream};
 use lode_storage::ObjectStorage;
 
 use super::*;
+use lode_model::limits::LimitsConfig;
 
 const T0: i64 = 1_700_000_000_000_000_000;
 
