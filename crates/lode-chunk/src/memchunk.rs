@@ -243,6 +243,12 @@ impl MemChunk {
         self.max_ts
     }
 
+    /// Heap bytes this chunk holds: the compressed body, the head block's text and its
+    /// per-entry columns (an estimate of the latter, without allocator slack).
+    pub fn memory_bytes(&self) -> u64 {
+        (self.body.capacity() + self.head.raw_bytes() + self.head.len() * 16 + self.blocks.len() * 48) as u64
+    }
+
     /// Line plus structured-metadata bytes appended (what Loki counts as the entries' size).
     pub fn uncompressed_bytes(&self) -> u64 {
         self.raw_bytes

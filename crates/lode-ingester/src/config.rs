@@ -24,6 +24,10 @@ pub struct IngesterConfig {
     pub chunk_zstd_level: i32,
     /// The write-ahead log.
     pub wal: WalConfig,
+    /// Memory the ingester's streams may hold (heads and chunks waiting to be flushed). Past
+    /// 80% of it, heads are cut and flushed early, largest first; at 100%, pushes answer 429
+    /// until flushing brings it down. 0 disables the budget.
+    pub memory_budget: ByteSize,
 }
 
 /// `ingester.wal:` (Loki's key names where Loki has the setting).
@@ -68,6 +72,7 @@ impl Default for IngesterConfig {
             concurrent_flushes: 4,
             chunk_zstd_level: lode_chunk::DEFAULT_ZSTD_LEVEL,
             wal: WalConfig::default(),
+            memory_budget: ByteSize(1 << 30),
         }
     }
 }

@@ -43,12 +43,13 @@ impl Ingester {
         tick.tick().await;
         loop {
             tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(e) = self.flush(false).await {
-                        tracing::warn!(error = %e, "flush cycle failed; will retry");
-                    }
-                }
+                _ = tick.tick() => {}
+                // Memory passed 80% of the budget: flush now, not at the next tick.
+                _ = self.pressure.notified() => {}
                 _ = shutdown.changed() => break,
+            }
+            if let Err(e) = self.flush(false).await {
+                tracing::warn!(error = %e, "flush cycle failed; will retry");
             }
         }
     }
@@ -91,12 +92,66 @@ impl Ingester {
                 .with_label_values(&[&inst.tenant])
                 .set(inst.num_streams() as i64);
         }
+        self.recount_memory();
         result
+    }
+
+    /// Replaces the running memory figure, which only pushes keep up to date, by the exact sum.
+    pub(crate) fn recount_memory(&self) {
+        let memory: u64 = self
+            .all_instances()
+            .iter()
+            .flat_map(|i| i.streams())
+            .map(|st| st.lock().unwrap_or_else(|p| p.into_inner()).memory_bytes())
+            .sum();
+        let memory = i64::try_from(memory).unwrap_or(i64::MAX);
+        self.memory.store(memory, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.memory_bytes.set(memory);
+    }
+
+    /// Heads to cut before they are due because memory is past 80% of the budget: the largest
+    /// first, until what they hold brings memory down to half the budget.
+    fn pressure_cuts(&self) -> std::collections::HashSet<u64> {
+        let budget = self.cfg.memory_budget.0;
+        let used = self.memory.load(std::sync::atomic::Ordering::Relaxed).max(0) as u64;
+        if budget == 0 || used < budget / 10 * 8 {
+            return Default::default();
+        }
+        // (head bytes, stream id): ids are unique per stream in this process.
+        let mut heads: Vec<(u64, u64)> = self
+            .all_instances()
+            .iter()
+            .flat_map(|i| i.streams())
+            .map(|s| {
+                let st = s.lock().unwrap_or_else(|p| p.into_inner());
+                (st.head_memory_bytes(), st.wal_id)
+            })
+            .collect();
+        heads.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut to_free = used.saturating_sub(budget / 2);
+        let mut out = std::collections::HashSet::new();
+        for (bytes, id) in heads {
+            if to_free == 0 || bytes == 0 {
+                break;
+            }
+            to_free = to_free.saturating_sub(bytes);
+            out.insert(id);
+        }
+        if !out.is_empty() {
+            tracing::info!(
+                used,
+                budget,
+                streams = out.len(),
+                "memory past 80% of the budget: cutting the largest heads early"
+            );
+        }
+        out
     }
 
     fn cut_and_collect(&self, force: bool) -> Result<Vec<Upload>, IngesterError> {
         let now = Instant::now();
         let (max_age, idle) = (self.cfg.max_chunk_age.0, self.cfg.chunk_idle_period.0);
+        let early = self.pressure_cuts();
         let mut uploads = Vec::new();
         let mut queued = 0;
         for inst in self.all_instances() {
@@ -104,6 +159,8 @@ impl Ingester {
                 let mut st = sref.lock().unwrap_or_else(|p| p.into_inner());
                 let reason = if force {
                     Some("forced")
+                } else if early.contains(&st.wal_id) {
+                    Some("memory")
                 } else {
                     st.head_due(now, max_age, idle)
                 };

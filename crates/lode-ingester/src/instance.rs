@@ -37,6 +37,8 @@ pub(crate) struct InstancePush {
     /// Entries of streams refused by the stream count limit (not in `refused_*`).
     pub stream_limited: usize,
     pub stream_limited_bytes: usize,
+    /// Change in heap bytes held by the streams pushed to.
+    pub memory_delta: i64,
 }
 
 impl Instance {
@@ -68,6 +70,7 @@ impl Instance {
             rate_limited_bytes: 0,
             stream_limited: 0,
             stream_limited_bytes: 0,
+            memory_delta: 0,
         };
         let rate = (limits.per_stream_rate_limit.0 > 0).then(|| StreamRate {
             rate: limits.per_stream_rate_limit.0 as f64,
@@ -92,6 +95,7 @@ impl Instance {
                     continue;
                 }
                 out.created += usize::from(created);
+                let before = st.memory_bytes();
                 let r = st.push(
                     &self.tenant,
                     batch.entries,
@@ -103,6 +107,7 @@ impl Instance {
                     w.append(&record);
                     record.clear();
                 }
+                out.memory_delta += st.memory_bytes() as i64 - before as i64;
                 break Some(r);
             };
             let Some(r) = r else { continue };

@@ -82,6 +82,10 @@ pub struct Ingester {
     /// True while the WAL is replayed: pushes are refused, `/ready` says why.
     replaying: AtomicBool,
     replay_progress: Mutex<String>,
+    /// Heap bytes the streams hold: exact after each flush cycle, adjusted by every push.
+    memory: std::sync::atomic::AtomicI64,
+    /// Wakes the flush loop early when memory passes 80% of the budget.
+    pressure: tokio::sync::Notify,
 }
 
 impl Ingester {
@@ -112,6 +116,8 @@ impl Ingester {
             wal: OnceLock::new(),
             replaying: AtomicBool::new(false),
             replay_progress: Mutex::new(String::new()),
+            memory: std::sync::atomic::AtomicI64::new(0),
+            pressure: tokio::sync::Notify::new(),
         })
     }
 
@@ -144,6 +150,36 @@ impl Ingester {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Memory past the budget refuses the push (429, so agents retry) and wakes the flusher.
+    fn check_memory(&self) -> Result<(), ApiError> {
+        let budget = self.cfg.memory_budget.0;
+        if budget == 0 {
+            return Ok(());
+        }
+        let used = self.memory.load(Ordering::Relaxed).max(0) as u64;
+        if used < budget {
+            return Ok(());
+        }
+        self.pressure.notify_one();
+        Err(ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!(
+                "ingester memory budget exceeded: {} in use, budget {}; flushing to the store, retry later",
+                lode_model::time::ByteSize(used),
+                self.cfg.memory_budget
+            ),
+        ))
+    }
+
+    fn add_memory(&self, delta: i64) {
+        let now = self.memory.fetch_add(delta, Ordering::Relaxed) + delta;
+        self.metrics.memory_bytes.set(now);
+        let budget = self.cfg.memory_budget.0;
+        if budget > 0 && now.max(0) as u64 >= budget / 10 * 8 {
+            self.pressure.notify_one();
+        }
     }
 
     fn wal_failure(&self, e: lode_wal::WalError) -> ApiError {
@@ -187,9 +223,11 @@ impl Pusher for Ingester {
         {
             flush::blocking(|| w.commit()).map_err(|e| self.wal_failure(e))?;
         }
+        self.check_memory()?;
         let inst = self.instance(tenant);
         let limits = self.limits.tenant(tenant);
         let r = inst.push(streams, &self.settings, wal, &limits);
+        self.add_memory(r.memory_delta);
         if let Some(w) = wal {
             // Before the acknowledgement: an acknowledged line survives a crash.
             flush::blocking(|| w.commit()).map_err(|e| self.wal_failure(e))?;

@@ -22,6 +22,7 @@ pub(crate) struct Metrics {
     pub wal_checkpoint_seconds: Gauge,
     pub wal_checkpoint_bytes: IntGauge,
     pub wal_write_failures: IntCounter,
+    pub memory_bytes: IntGauge,
 }
 
 impl Metrics {
@@ -124,6 +125,14 @@ impl Metrics {
                 registry,
                 IntGauge::new("lode_ingester_wal_checkpoint_bytes", "Size of the last WAL checkpoint.")
                     .expect("static metric definition"),
+            ),
+            memory_bytes: reg(
+                registry,
+                IntGauge::new(
+                    "lode_ingester_memory_bytes",
+                    "Heap bytes held by streams (heads and chunks waiting to be flushed).",
+                )
+                .expect("static metric definition"),
             ),
             wal_write_failures: reg(
                 registry,

@@ -323,6 +323,16 @@ impl Stream {
             .any(|c| c.cref.from < end && c.cref.through >= start)
     }
 
+    /// Heap bytes held: the head chunk plus the cut chunks waiting for their flush.
+    pub fn memory_bytes(&self) -> u64 {
+        self.head.memory_bytes() + self.pending.iter().map(|c| c.bytes.len() as u64).sum::<u64>()
+    }
+
+    /// Heap bytes of the head chunk alone (what cutting it early would move out).
+    pub fn head_memory_bytes(&self) -> u64 {
+        self.head.memory_bytes()
+    }
+
     pub fn head_bytes(&self) -> u64 {
         self.head.uncompressed_bytes()
     }

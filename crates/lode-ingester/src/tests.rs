@@ -309,3 +309,41 @@ async fn the_per_stream_rate_limit_refuses_what_exceeds_the_burst() {
     let counts: Vec<usize> = r.streams.iter().map(|s| s.entries.len()).collect();
     assert_eq!(counts, [2, 1], "each stream has its own bucket");
 }
+
+#[tokio::test]
+async fn past_the_memory_budget_pushes_get_429_until_an_early_flush_frees_memory() {
+    let cfg = IngesterConfig {
+        memory_budget: ByteSize(256 << 10),
+        ..IngesterConfig::default()
+    };
+    let (ing, store) = ingester(cfg);
+    let line = "y".repeat(1000);
+    let many: Vec<(i64, &str)> = (0..300).map(|i| (i, line.as_str())).collect();
+    // Nothing is held yet, so this 300 KB push is taken and passes the budget.
+    ing.push("t", vec![batch(r#"{app="a"}"#, &many)]).await.unwrap();
+    let e = ing
+        .push("t", vec![batch(r#"{app="b"}"#, &[(1, "small")])])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::TooManyRequests);
+    assert!(
+        e.message.starts_with("ingester memory budget exceeded: "),
+        "{}",
+        e.message
+    );
+    // Not due by age or size, but the flusher cuts the largest head because of the budget.
+    ing.flush(false).await.unwrap();
+    assert!(
+        !store.list("chunks/").await.unwrap().is_empty(),
+        "the head was flushed early"
+    );
+    ing.push("t", vec![batch(r#"{app="b"}"#, &[(1, "small")])])
+        .await
+        .unwrap();
+    let r = ing
+        .select_logs("t", &select(r#"{app=~".+"}"#, Direction::Forward, 1000))
+        .await
+        .unwrap();
+    let n: usize = r.streams.iter().map(|s| s.entries.len()).sum();
+    assert_eq!(n, 1, "the flushed lines left memory; only the new one is here");
+}

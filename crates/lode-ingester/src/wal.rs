@@ -305,6 +305,7 @@ impl Ingester {
                 return Err(e);
             }
         };
+        self.recount_memory();
         self.replaying.store(false, Ordering::Relaxed);
         self.metrics.wal_replay_seconds.set(report.duration.as_secs_f64());
         self.metrics.wal_replayed_records.inc_by(report.records);
