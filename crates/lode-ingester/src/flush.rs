@@ -127,7 +127,7 @@ impl Ingester {
                 (st.head_memory_bytes(), st.wal_id)
             })
             .collect();
-        heads.sort_by(|a, b| b.0.cmp(&a.0));
+        heads.sort_by_key(|h| std::cmp::Reverse(h.0));
         let mut to_free = used.saturating_sub(budget / 2);
         let mut out = std::collections::HashSet::new();
         for (bytes, id) in heads {
