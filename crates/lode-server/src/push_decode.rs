@@ -11,6 +11,7 @@
 //! Decompression is size-capped (413 before allocating, for snappy's declared length).
 
 mod json;
+mod lenient;
 mod media_type;
 #[cfg(test)]
 mod proptests;
@@ -90,6 +91,8 @@ impl From<DecompressError> for DecodeError {
             // snap's own messages already start with "snappy: ".
             DecompressError::Corrupt(m) => match m.strip_prefix("snappy: ") {
                 Some(rest) if rest.starts_with("snappy: ") => DecodeError::Compression(rest.to_string()),
+                // Go's `gzip.ErrHeader`, which Loki answers for a body that is not gzip.
+                _ if m == "gzip: invalid gzip header" => DecodeError::Compression("gzip: invalid header".into()),
                 _ => DecodeError::Compression(m),
             },
         }
@@ -152,8 +155,13 @@ pub fn decode_push(
 }
 
 /// Decodes an uncompressed `logproto.PushRequest`.
+/// Strings that are not UTF-8 are read with U+FFFD in place of the invalid bytes, as Loki's
+/// clients see them (see `lenient`).
 pub fn decode_protobuf(raw: &[u8]) -> Result<PushRequest, DecodeError> {
-    let msg = logproto::PushRequest::decode(raw).map_err(|e| DecodeError::Protobuf(e.to_string()))?;
+    let msg = match logproto::PushRequest::decode(raw) {
+        Ok(msg) => msg,
+        Err(e) => lenient::decode(raw).ok_or_else(|| DecodeError::Protobuf(e.to_string()))?,
+    };
     PushRequest::try_from(msg).map_err(|e| DecodeError::Protobuf(e.to_string()))
 }
 

@@ -19,9 +19,14 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Decodes a v1 body.
 pub(super) fn decode_v1(body: &[u8]) -> Result<PushRequest, serde_json::Error> {
-    let body: Option<V1Body> = from_json(body)?;
+    with_text(body, |text| {
+        serde_json::from_str::<Option<V1Body>>(text).map(decoded_v1)
+    })
+}
+
+fn decoded_v1(body: Option<V1Body>) -> PushRequest {
     let streams = body.and_then(|b| b.streams).unwrap_or_default();
-    Ok(PushRequest {
+    PushRequest {
         streams: streams
             .into_iter()
             .flatten()
@@ -30,14 +35,19 @@ pub(super) fn decode_v1(body: &[u8]) -> Result<PushRequest, serde_json::Error> {
                 entries: s.values.map(|v| v.0).unwrap_or_default(),
             })
             .collect(),
-    })
+    }
 }
 
 /// Decodes a legacy v0 body.
 pub(super) fn decode_v0(body: &[u8]) -> Result<PushRequest, serde_json::Error> {
-    let body: Option<V0Body> = from_json(body)?;
+    with_text(body, |text| {
+        serde_json::from_str::<Option<V0Body>>(text).map(decoded_v0)
+    })
+}
+
+fn decoded_v0(body: Option<V0Body>) -> PushRequest {
     let streams = body.and_then(|b| b.streams).unwrap_or_default();
-    Ok(PushRequest {
+    PushRequest {
         streams: streams
             .into_iter()
             .flatten()
@@ -46,15 +56,21 @@ pub(super) fn decode_v0(body: &[u8]) -> Result<PushRequest, serde_json::Error> {
                 entries: s.entries.map(|v| v.0).unwrap_or_default(),
             })
             .collect(),
-    })
+    }
 }
 
 /// Validates UTF-8 once for the whole body (fast for ASCII), so serde_json need not validate
-/// each string. An invalid body goes through `from_slice`, which fails with a positioned error.
-fn from_json<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, serde_json::Error> {
+/// each string. A body that is not UTF-8 is decoded from its lossy text: Loki (jsoniter) keeps
+/// invalid bytes inside strings and its JSON output shows them as U+FFFD, so a stray Latin-1
+/// byte in one line must not cost the request (agents drop a batch answered with a 400).
+/// Outside strings an invalid byte is a syntax error either way.
+fn with_text<R>(
+    body: &[u8],
+    decode: impl FnOnce(&str) -> Result<R, serde_json::Error>,
+) -> Result<R, serde_json::Error> {
     match std::str::from_utf8(body) {
-        Ok(s) => serde_json::from_str(s),
-        Err(_) => serde_json::from_slice(body),
+        Ok(s) => decode(s),
+        Err(_) => decode(&String::from_utf8_lossy(body)),
     }
 }
 

@@ -179,17 +179,16 @@ fn protobuf_errors() {
         400,
         "failed to decode Protobuf message",
     );
-    // Invalid UTF-8 in a line.
-    assert_err_prefix(
-        decode(
-            &snappy(&[0x0a, 0x06, 0x12, 0x04, 0x12, 0x02, 0xff, 0xfe]),
-            PROTO,
-            None,
-            V1,
-        ),
-        400,
-        "failed to decode Protobuf message",
-    );
+    // Invalid UTF-8 in a line is read as U+FFFD, as Loki's clients see it (not a 400 that
+    // would make an agent drop the whole batch).
+    let req = decode(
+        &snappy(&[0x0a, 0x06, 0x12, 0x04, 0x12, 0x02, 0xff, 0xfe]),
+        PROTO,
+        None,
+        V1,
+    )
+    .unwrap();
+    assert_eq!(req.streams[0].entries[0].line, "\u{fffd}\u{fffd}");
     // nanos = -1 (varint of -1 as int32 is 10 bytes).
     #[rustfmt::skip]
     let neg: &[u8] = &[
@@ -491,6 +490,12 @@ fn missing_or_bad_content_type() {
 #[test]
 fn bad_compressed_data() {
     assert_err_prefix(decode(b"not gzip", JSON, Some("gzip"), V1), 400, "gzip: ");
+    // Go's wording for a body that is not gzip at all.
+    assert_err(
+        decode(b"this body is not gzip at all", JSON, Some("gzip"), V1),
+        400,
+        "gzip: invalid header",
+    );
     assert_err_prefix(decode(b"\xff\xff\xff", JSON, Some("deflate"), V1), 400, "deflate: ");
 }
 
@@ -549,4 +554,40 @@ fn errors_convert_to_api_errors() {
     );
     let e: ApiError = DecodeError::DecompressedTooLarge { size: 2, max: 1 }.into();
     assert_eq!(e.code.http_status(), 413);
+}
+
+#[test]
+fn invalid_utf8_costs_neither_the_line_nor_the_request() {
+    // JSON: a Latin-1 byte in a line, a label value and a metadata value; the other stream intact.
+    let body =
+        b"{\"streams\":[{\"stream\":{\"job\":\"caf\xe9\"},\"values\":[[\"5\",\"caf\xe9 au lait\",{\"k\":\"\xff\"}]]},\
+                 {\"stream\":{\"job\":\"good\"},\"values\":[[\"6\",\"fine\"]]}]}";
+    let req = decode(body, JSON, None, V1).unwrap();
+    assert_eq!(req.streams.len(), 2);
+    assert_eq!(req.streams[0].labels, "{job=\"caf\u{fffd}\"}");
+    let e = &req.streams[0].entries[0];
+    assert_eq!((e.ts, e.line.as_str()), (5, "caf\u{fffd} au lait"));
+    assert_eq!(e.metadata, vec![("k".to_string(), "\u{fffd}".to_string())]);
+    assert_eq!(req.streams[1].entries[0].line, "fine");
+    // Invalid bytes outside strings are still a syntax error.
+    assert!(decode(b"{\"streams\":\xff}", JSON, None, V1).is_err());
+
+    // Protobuf: labels {a="\xff"}, line "x\xfey" with metadata n="\xc3", ts 1s+2ns.
+    let labels: &[u8] = b"{a=\"\xff\"}";
+    let mut entry = vec![0x0a, 0x04, 0x08, 0x01, 0x10, 0x02, 0x12, 0x03, b'x', 0xfe, b'y'];
+    entry.extend_from_slice(&[0x1a, 0x06, 0x0a, 0x01, b'n', 0x12, 0x01, 0xc3]);
+    let mut stream = vec![0x0a, labels.len() as u8];
+    stream.extend_from_slice(labels);
+    stream.push(0x12);
+    stream.push(entry.len() as u8);
+    stream.extend_from_slice(&entry);
+    let mut raw = vec![0x0a, stream.len() as u8];
+    raw.extend_from_slice(&stream);
+    let req = decode(&snappy(&raw), PROTO, None, V1).unwrap();
+    assert_eq!(req.streams[0].labels, "{a=\"\u{fffd}\"}");
+    let e = &req.streams[0].entries[0];
+    assert_eq!((e.ts, e.line.as_str()), (1_000_000_002, "x\u{fffd}y"));
+    assert_eq!(e.metadata, vec![("n".to_string(), "\u{fffd}".to_string())]);
+    // Still malformed protobuf when the bytes are not a message at all.
+    assert!(decode(&snappy(&[0x0a, 0x64, 0xff]), PROTO, None, V1).is_err());
 }
