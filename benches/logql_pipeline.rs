@@ -101,7 +101,7 @@ fn run_metric(q: &MetricQuery, data: &[(Labels, Chunk)]) -> usize {
         .into_iter()
         .map(|s| {
             (
-                Labels::parse(&s.labels).unwrap(),
+                Labels::parse_series(&s.labels).unwrap(),
                 s.samples.iter().map(|x| (x.ts, x.value)).collect(),
             )
         })

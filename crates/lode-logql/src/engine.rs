@@ -5,7 +5,8 @@
 //! feed each stream's entries to a [`StreamCollector`] or [`SampleCollector`], so both sides of
 //! the query path share one implementation. [`MetricQuery`] maps the metric AST onto the
 //! engine's [`crate::metric::MetricPlan`], with one sample source per range aggregation
-//! (`plan.rs`); sample extraction lives in `sample.rs`.
+//! (`plan.rs`); sample extraction lives in `sample.rs`. `json`/`logfmt` parsers get extraction
+//! hints from the stages and the series key after them (`hints.rs`).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use crate::error::{LogqlError, Result};
 use crate::filter::{LineFilter, Pipeline};
 use crate::matcher::Selector;
 use crate::stages::{self, LabelsBuilder, StagePipeline};
+use hints::Needs;
 
 fn invalid(e: impl std::fmt::Display) -> LogqlError {
     LogqlError::Validation(e.to_string())
@@ -33,6 +35,13 @@ pub struct LogPlan {
 
 impl LogPlan {
     pub fn new(expr: &LogExpr) -> Result<LogPlan> {
+        LogPlan::with_needs(expr, Some(&Needs::All))
+    }
+
+    /// Compiles with `downstream` telling what reads the labels after the pipeline (a log
+    /// query's output reads all; a range aggregation may read a few), for parser hints; `None`
+    /// compiles without hints (the reference the hinted pipelines are tested against).
+    fn with_needs(expr: &LogExpr, downstream: Option<&Needs>) -> Result<LogPlan> {
         // Line filters before the first stage that rewrites the line test the raw line.
         let first_rewrite = expr
             .stages
@@ -57,9 +66,10 @@ impl LogPlan {
         let stages = if rest.is_empty() {
             None
         } else {
-            Some(StagePipeline::new(
-                rest.into_iter().map(compile_stage).collect::<Result<Vec<_>>>()?,
-            ))
+            Some(StagePipeline::new(match downstream {
+                Some(d) => compile_stages(&rest, d)?,
+                None => rest.into_iter().map(compile_stage).collect::<Result<Vec<_>>>()?,
+            }))
         };
         Ok(LogPlan {
             selector: expr.selector.clone(),
@@ -95,6 +105,73 @@ impl LogPlan {
             buf: String::new(),
         }
     }
+}
+
+/// Compiles the stages after the hoisted line filters, giving `json`/`logfmt` parsers an
+/// extraction hint when what follows them reads only some labels, or, for a parser that starts
+/// the pipeline and is followed by label filters, a [`stages::LazyParse`] that filters on a
+/// hinted parse first.
+fn compile_stages(rest: &[&Stage], downstream: &Needs) -> Result<Vec<Box<dyn stages::Stage>>> {
+    let mut out = Vec::with_capacity(rest.len());
+    let mut i = 0;
+    while i < rest.len() {
+        let stage = rest[i];
+        i += 1;
+        if !hints::hintable(stage) {
+            out.push(compile_stage(stage)?);
+            continue;
+        }
+        if let Some(h) = hints::needs_after(&rest[i..], downstream).hint() {
+            out.push(hinted_parser(stage, Some(h))?);
+            continue;
+        }
+        let n_filters = rest[i..]
+            .iter()
+            .take_while(|s| matches!(s, Stage::LabelFilter(_)))
+            .count();
+        let filters = &rest[i..i + n_filters];
+        // Only as the first stage: the labels it restores for the full parse are the line's own.
+        let lazy_hint = (i == 1 && n_filters > 0)
+            .then(|| hints::needs_after(filters, &Needs::none()).hint())
+            .flatten();
+        match lazy_hint {
+            Some(h) => {
+                let fs = filters
+                    .iter()
+                    .filter_map(|s| match s {
+                        Stage::LabelFilter(f) => Some(label_filter(f)),
+                        _ => None,
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                out.push(Box::new(stages::LazyParse::new(
+                    hinted_parser(stage, Some(h))?,
+                    hinted_parser(stage, None)?,
+                    fs,
+                )));
+                i += n_filters;
+            }
+            None => out.push(compile_stage(stage)?),
+        }
+    }
+    Ok(out)
+}
+
+/// A `json`/`logfmt` parser (see [`hints::hintable`]) with an optional hint.
+fn hinted_parser(stage: &Stage, hint: Option<stages::ExtractHint>) -> Result<Box<dyn stages::Stage>> {
+    Ok(match (stage, hint) {
+        (Stage::Parser(ParserStage::Json(ps)), Some(h)) if ps.is_empty() => {
+            Box::new(stages::JsonParser::new(Vec::new()).map_err(invalid)?.with_hint(h))
+        }
+        (
+            Stage::Parser(ParserStage::Logfmt {
+                strict,
+                keep_empty,
+                params,
+            }),
+            Some(h),
+        ) if params.is_empty() => Box::new(stages::LogfmtParser::new(*strict, *keep_empty, Vec::new()).with_hint(h)),
+        (stage, _) => compile_stage(stage)?,
+    })
 }
 
 fn compile_stage(stage: &Stage) -> Result<Box<dyn stages::Stage>> {
@@ -222,9 +299,13 @@ impl StreamPipeline {
 }
 
 fn non_empty<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
-    it.filter(|(_, v)| !v.is_empty())
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
+    // Sized up front: `filter` hides the length, and growing the vector showed in profiles.
+    let mut out = Vec::with_capacity(it.size_hint().1.unwrap_or(0));
+    out.extend(
+        it.filter(|(_, v)| !v.is_empty())
+            .map(|(n, v)| (n.to_string(), v.to_string())),
+    );
+    out
 }
 
 /// Collects one query's matching entries from one source, stream by stream, grouped by their
@@ -294,7 +375,7 @@ impl StreamScan<'_, '_> {
             None => {
                 let md: Vec<(String, String)> = non_empty(&mut *metadata);
                 (
-                    self.printed.clone(),
+                    Cow::Borrowed(self.printed.as_str()),
                     Entry {
                         ts,
                         line: p.line.into_owned(),
@@ -304,17 +385,28 @@ impl StreamScan<'_, '_> {
                 )
             }
             Some(lbs) => {
-                let stream = Labels::from_sorted_unchecked(non_empty(lbs.stream()));
+                // Most stages leave the stream labels alone: reuse their printed form then.
+                let stream = if lbs.stream_unchanged() {
+                    Cow::Borrowed(self.printed.as_str())
+                } else {
+                    Cow::Owned(Labels::from_sorted_unchecked(non_empty(lbs.stream())).to_string())
+                };
                 let entry = Entry {
                     ts,
                     line: p.line.into_owned(),
                     metadata: non_empty(lbs.metadata()),
                     parsed: non_empty(lbs.parsed()),
                 };
-                (stream.to_string(), entry)
+                (stream, entry)
             }
         };
-        c.out.entry(labels).or_default().push(entry);
+        // Copy the stream's key only for its first entry.
+        match c.out.get_mut(labels.as_ref()) {
+            Some(v) => v.push(entry),
+            None => {
+                c.out.insert(labels.into_owned(), vec![entry]);
+            }
+        }
         self.taken += 1;
         if self.taken >= c.limit {
             ControlFlow::Break(())
@@ -334,10 +426,13 @@ pub fn sort_dedup(entries: &mut Vec<Entry>, dir: Direction) {
     entries.dedup();
 }
 
+mod hints;
 mod plan;
 mod sample;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hints;
 
 pub use plan::{MetricQuery, SourceSpec};
 pub use sample::{SAMPLE_EXTRACTION_ERR, SampleCollector, SamplePlan, SampleScan, pushdown_grouping};

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-/// A stream's label set, sorted by name, names unique, no empty values.
+/// A stream's label set, sorted by name, names unique, no empty values (a series read with
+/// [`Labels::parse_series`] may have some).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Labels(Vec<(String, String)>);
 
@@ -21,7 +22,11 @@ impl Labels {
     /// Builds a label set from pairs: drops empty values (as Loki does), sorts by name and
     /// rejects invalid or duplicate names.
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Labels, LabelError> {
-        let mut pairs: Vec<(String, String)> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        Labels::checked(pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+    }
+
+    /// Sorts, then rejects invalid or duplicate names.
+    fn checked(mut pairs: Vec<(String, String)>) -> Result<Labels, LabelError> {
         for (n, _) in &pairs {
             if !is_valid_label_name(n) {
                 return Err(LabelError::InvalidName(n.clone()));
@@ -46,6 +51,13 @@ impl Labels {
     /// Parses Loki's stream label text, e.g. `{job="app", env="prod"}`.
     pub fn parse(text: &str) -> Result<Labels, LabelError> {
         Labels::from_pairs(parse_pairs(text)?)
+    }
+
+    /// Parses a metric series' labels as the LogQL engine prints them: like
+    /// [`parse`](Self::parse), but an empty value is kept, since `logfmt --keep-empty` labels
+    /// must survive into series (the engine drops every other empty value itself).
+    pub fn parse_series(text: &str) -> Result<Labels, LabelError> {
+        Labels::checked(parse_pairs(text)?)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -330,6 +342,9 @@ mod tests {
     #[test]
     fn drops_empty_values_and_rejects_bad_names() {
         assert!(Labels::parse(r#"{a=""}"#).unwrap().is_empty());
+        let series = Labels::parse_series(r#"{b="x", a=""}"#).unwrap();
+        assert_eq!(series.to_string(), r#"{a="", b="x"}"#);
+        assert_eq!(Labels::parse_series(&series.to_string()).unwrap(), series);
         assert_eq!(
             Labels::parse(r#"{a="1", a="2"}"#),
             Err(LabelError::Duplicate("a".into()))

@@ -126,8 +126,8 @@ impl Querier {
         }
         let mut out: SeriesSet = Vec::with_capacity(by_series.len());
         for (printed, mut samples) in by_series {
-            let labels =
-                Labels::parse(&printed).map_err(|e| ApiError::internal(format!("bad series labels {printed}: {e}")))?;
+            let labels = Labels::parse_series(&printed)
+                .map_err(|e| ApiError::internal(format!("bad series labels {printed}: {e}")))?;
             if let Some(err) = labels.get(ERROR_LABEL) {
                 return Err(pipeline_error(err, &printed));
             }

@@ -2,6 +2,7 @@
 //! line: no DOM is built, strings without escapes are copied straight into the label slots, and
 //! the parameter form walks only the requested paths (skipping everything else unparsed).
 
+use super::hint::{ExtractHint, is_clean_key};
 use super::labels::{DUPLICATE_SUFFIX, LabelsBuilder};
 use super::{JSON_PARSER_ERR, Stage, push_sanitized};
 
@@ -38,12 +39,20 @@ impl<'a> Scanner<'a> {
         self.s.as_bytes().get(self.pos).copied()
     }
 
+    #[inline]
     fn ws(&mut self) {
+        // Compact JSON (the common case) has no whitespace: one test.
+        if self.peek().is_some_and(|c| c > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.pos += 1;
         }
     }
 
+    // Errors are rare: kept out of line so the scanning functions stay small.
+    #[cold]
+    #[inline(never)]
     fn err<T>(&self, what: &str) -> JResult<T> {
         Err(format!("{what} at offset {}", self.pos))
     }
@@ -54,8 +63,14 @@ impl<'a> Scanner<'a> {
             self.pos += 1;
             Ok(())
         } else {
-            self.err(&format!("expected '{}'", c as char))
+            self.err_expected(c)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn err_expected<T>(&self, c: u8) -> JResult<T> {
+        self.err(&format!("expected '{}'", c as char))
     }
 
     /// A string starting at `pos` (the opening quote): its content span, and whether it has escapes.
@@ -65,23 +80,38 @@ impl<'a> Scanner<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            match memchr::memchr2(b'"', b'\\', &b[i..]) {
-                None => {
-                    self.pos = b.len();
-                    return self.err("unterminated string");
+            // Most keys and values are short: eight bytes at a time (SWAR) over the first bytes
+            // beats memchr's setup; longer strings go on with memchr.
+            let lim = (i + 24).min(b.len());
+            while i + 8 <= lim {
+                let hit = quote_or_backslash(u64::from_le_bytes(word8(&b[i..i + 8])));
+                if hit != 0 {
+                    i += (hit.trailing_zeros() / 8) as usize;
+                    break;
                 }
-                Some(off) if b[i + off] == b'"' => {
-                    self.pos = i + off + 1;
-                    return Ok((start, i + off, escaped));
-                }
-                Some(off) => {
-                    escaped = true;
-                    i += off + 2;
-                    if i > b.len() {
+                i += 8;
+            }
+            while i < lim && b[i] != b'"' && b[i] != b'\\' {
+                i += 1;
+            }
+            if i == lim {
+                match memchr::memchr2(b'"', b'\\', &b[i..]) {
+                    Some(off) => i += off,
+                    None => {
                         self.pos = b.len();
                         return self.err("unterminated string");
                     }
                 }
+            }
+            if b[i] == b'"' {
+                self.pos = i + 1;
+                return Ok((start, i, escaped));
+            }
+            escaped = true;
+            i += 2;
+            if i > b.len() {
+                self.pos = b.len();
+                return self.err("unterminated string");
             }
         }
     }
@@ -180,8 +210,14 @@ impl<'a> Scanner<'a> {
                 self.pos += 1;
                 Ok(false)
             }
-            _ => self.err(&format!("expected ',' or '{}'", close as char)),
+            _ => self.err_expected_sep(close),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn err_expected_sep<T>(&self, close: u8) -> JResult<T> {
+        self.err(&format!("expected ',' or '{}'", close as char))
     }
 
     /// Inside an object just after `{`: true when there is a first member.
@@ -205,7 +241,11 @@ impl<'a> Scanner<'a> {
             return self.err("expected object key");
         }
         let (start, end, escaped) = self.string_span()?;
-        self.expect(b':')?;
+        if self.peek() == Some(b':') {
+            self.pos += 1;
+        } else {
+            self.expect(b':')?;
+        }
         if !escaped {
             return Ok(&self.s[start..end]);
         }
@@ -213,6 +253,25 @@ impl<'a> Scanner<'a> {
         unescape(&self.s[start..end], tmp).ok_or_else(|| format!("invalid escape at offset {start}"))?;
         Ok(tmp.as_str())
     }
+}
+
+/// Eight bytes as an array (`b` holds exactly eight).
+#[inline]
+fn word8(b: &[u8]) -> [u8; 8] {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(b);
+    w
+}
+
+/// A mask whose lowest set bit is the high bit of the first `"` or `\` byte of `x`
+/// (little-endian); zero when there is none. The classic has-zero-byte trick: exact for the
+/// first match, which is all that is used.
+#[inline]
+fn quote_or_backslash(x: u64) -> u64 {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    zero(x ^ (LO * u64::from(b'"'))) | zero(x ^ (LO * u64::from(b'\\')))
 }
 
 /// Appends the JSON-unescaped `s` to `out`; `None` on a bad escape.
@@ -262,7 +321,7 @@ pub(super) fn string_value(s: &str, escaped: bool, out: &mut String) {
     string_value_checked(s, escaped, out, true);
 }
 
-/// [`string_value`]; `may_have_fffd` false skips the U+FFFD scan (the line has none and the
+/// [`string_value`]; `may_have_fffd` false skips the U+FFFD scan (the value is ASCII and the
 /// value has no escapes that could produce one).
 fn string_value_checked(s: &str, escaped: bool, out: &mut String, may_have_fffd: bool) {
     out.clear();
@@ -338,8 +397,10 @@ fn parse_path(expr: &str) -> Result<Vec<PathElem>, String> {
 #[derive(Debug, Clone)]
 pub struct JsonParser {
     params: Vec<(String, Vec<PathElem>)>,
-    /// Whether the current line contains U+FFFD anywhere.
-    line_fffd: bool,
+    /// Only these labels are read downstream (every-field form only).
+    hint: Option<ExtractHint>,
+    /// Bits of the hinted labels set so far on this line.
+    found: u64,
     prefix: String,
     key: String,
     value: String,
@@ -359,46 +420,111 @@ impl JsonParser {
             .collect::<Result<Vec<_>, String>>()?;
         Ok(JsonParser {
             params,
-            line_fffd: true,
+            hint: None,
+            found: 0,
             prefix: String::new(),
             key: String::new(),
             value: String::new(),
         })
     }
 
-    /// Flattens the object at `sc` (just inside `{`) into labels.
-    fn walk(&mut self, sc: &mut Scanner<'_>, lbs: &mut LabelsBuilder, depth: usize) -> JResult<()> {
+    /// Extracts only the hinted labels (ignored with parameters, which name their labels).
+    pub fn with_hint(mut self, hint: ExtractHint) -> JsonParser {
+        if self.params.is_empty() {
+            self.hint = Some(hint);
+        }
+        self
+    }
+
+    /// Flattens the object at `sc` (just inside `{`) into labels. `Ok(true)`: a hinted parse
+    /// stopped early, everything it needs being set.
+    fn walk(&mut self, sc: &mut Scanner<'_>, lbs: &mut LabelsBuilder, depth: usize) -> JResult<bool> {
         if depth > MAX_DEPTH {
             return sc.err("json too deeply nested");
         }
         if !sc.open_members(b'}') {
-            return Ok(());
+            return Ok(false);
         }
         loop {
             let key = sc.key(&mut self.key)?;
             let plen = self.prefix.len();
-            if plen > 0 {
-                self.prefix.push('_');
+            let kind = sc.value(true, depth)?;
+            // Hinted: a scalar whose label name cannot have a wanted length is passed over
+            // before its name is built.
+            if let (Some(h), Kind::Str { .. } | Kind::Raw(..)) = (&self.hint, &kind)
+                && sanitized_len(key, plen).is_some_and(|l| !h.may_want_len(l))
+            {
+                if !sc.next_or_close(b'}')? {
+                    return Ok(false);
+                }
+                continue;
             }
-            push_sanitized(&mut self.prefix, key);
-            match sc.value(true, depth)? {
-                Kind::Object => self.walk(sc, lbs, depth + 1)?,
+            // A clean top-level key is its own label name: no copy into `prefix` unless needed.
+            let direct = plen == 0 && is_clean_key(key);
+            if !direct {
+                if plen > 0 {
+                    self.prefix.push('_');
+                }
+                push_sanitized(&mut self.prefix, key);
+            }
+            let name = if direct { key } else { self.prefix.as_str() };
+            let renamed = match kind {
+                Kind::Str { .. } | Kind::Raw(..) => wanted(self.hint.as_ref(), &mut self.found, lbs, name, plen),
+                _ => None,
+            };
+            match kind {
+                Kind::Object => {
+                    if direct {
+                        self.prefix.push_str(key);
+                    }
+                    if self.walk(sc, lbs, depth + 1)? {
+                        return Ok(true);
+                    }
+                }
                 Kind::Array => {
                     sc.pos -= 1;
                     sc.skip_container(depth)?;
                 }
                 Kind::Null => {}
                 Kind::Str { start, end, escaped } => {
-                    string_value_checked(&sc.s[start..end], escaped, &mut self.value, self.line_fffd);
-                    set_extracted(lbs, &mut self.prefix, plen, &self.value);
+                    if let Some(renamed) = renamed {
+                        let raw = &sc.s[start..end];
+                        // A plain ASCII string is its own value: no copy through `self.value`.
+                        let value = if !escaped && raw.is_ascii() {
+                            raw
+                        } else {
+                            string_value_checked(raw, escaped, &mut self.value, !raw.is_ascii());
+                            self.value.as_str()
+                        };
+                        set_extracted(lbs, &mut self.prefix, direct.then_some(key), renamed, value);
+                        if self.stop_after(sc) {
+                            return Ok(true);
+                        }
+                    }
                 }
-                Kind::Raw(start, end) => set_extracted(lbs, &mut self.prefix, plen, &sc.s[start..end]),
+                Kind::Raw(start, end) => {
+                    if let Some(renamed) = renamed {
+                        set_extracted(lbs, &mut self.prefix, direct.then_some(key), renamed, &sc.s[start..end]);
+                        if self.stop_after(sc) {
+                            return Ok(true);
+                        }
+                    }
+                }
             }
             self.prefix.truncate(plen);
             if !sc.next_or_close(b'}')? {
-                return Ok(());
+                return Ok(false);
             }
         }
+    }
+
+    /// After a hinted hit: whether every hinted label is set and the rest of the line cannot
+    /// change any of them.
+    #[inline]
+    fn stop_after(&self, sc: &Scanner<'_>) -> bool {
+        self.hint
+            .as_ref()
+            .is_some_and(|h| h.may_stop_escaped(self.found, &sc.s.as_bytes()[sc.pos..]))
     }
 
     fn extract_params(&mut self, line: &str, lbs: &mut LabelsBuilder) {
@@ -409,7 +535,9 @@ impl JsonParser {
         }
         for (label, path) in &self.params {
             let mut sc = Scanner::new(line);
-            let mut name = label.clone();
+            // The label's name in a reused buffer: no allocation per label per line.
+            let name = &mut self.prefix;
+            label.clone_into(name);
             if lbs.base_has(label) {
                 name.push_str(DUPLICATE_SUFFIX);
             }
@@ -431,7 +559,7 @@ impl JsonParser {
                             }
                         }
                     }
-                    lbs.set_parsed(&name, &self.value);
+                    lbs.set_parsed(name, &self.value);
                 }
                 Ok(None) => {
                     if lbs.get(label).is_none() {
@@ -449,13 +577,52 @@ pub(super) fn set_json_err(lbs: &mut LabelsBuilder, details: &str) {
     lbs.set_err_details(details);
 }
 
-/// Sets `name` (a sanitized flattened key; `plen` marks where the last key starts), renamed to
-/// `<name>_extracted` when the stream has it.
-fn set_extracted(lbs: &mut LabelsBuilder, name: &mut String, plen: usize, value: &str) {
-    if name.len() <= plen || name.ends_with('_') && name.len() == plen + 1 {
-        return; // empty key
+/// The length of the label name `key` gets under a prefix of length `plen` (see
+/// [`push_sanitized`]), when that is plain to see: an ASCII key not padded with whitespace.
+#[inline]
+fn sanitized_len(key: &str, plen: usize) -> Option<usize> {
+    let b = key.as_bytes();
+    let (Some(&first), Some(&last)) = (b.first(), b.last()) else {
+        return Some(plen); // an empty key adds nothing (and is never set)
+    };
+    if first <= b' ' || last <= b' ' || !key.is_ascii() {
+        return None;
     }
-    if lbs.base_has(name) {
+    Some(if plen > 0 {
+        plen + 1 + b.len()
+    } else {
+        b.len() + usize::from(first.is_ascii_digit())
+    })
+}
+
+/// Whether the label `name` (its last key starting after `plen`) is set: `Some(renamed)`, with
+/// `renamed` when it clashes with a stream label. Records a hinted hit in `found`.
+#[inline]
+fn wanted(hint: Option<&ExtractHint>, found: &mut u64, lbs: &LabelsBuilder, name: &str, plen: usize) -> Option<bool> {
+    if name.len() <= plen || name.ends_with('_') && name.len() == plen + 1 {
+        return None; // empty key
+    }
+    match hint {
+        None => Some(lbs.base_has(name)),
+        Some(h) => {
+            let (i, renamed) = h.lookup(name, |n| lbs.base_has(n))?;
+            *found |= 1 << i;
+            Some(renamed)
+        }
+    }
+}
+
+/// Sets the label `direct` or else `name` (a sanitized flattened key), renamed to
+/// `<name>_extracted` when the stream has it (`name` is scratch space then).
+fn set_extracted(lbs: &mut LabelsBuilder, name: &mut String, direct: Option<&str>, renamed: bool, value: &str) {
+    if let Some(d) = direct {
+        if !renamed {
+            lbs.set_parsed(d, value);
+            return;
+        }
+        name.push_str(d);
+    }
+    if renamed {
         let n = name.len();
         name.push_str(DUPLICATE_SUFFIX);
         lbs.set_parsed(name, value);
@@ -520,11 +687,18 @@ impl Stage for JsonParser {
             }
             return true;
         }
+        self.found = 0;
+        if self
+            .hint
+            .as_ref()
+            .is_some_and(|h| h.may_stop_escaped(0, line.as_bytes()))
+        {
+            return true; // nothing downstream reads what this line could give
+        }
         let mut sc = Scanner::new(line);
         self.prefix.clear();
-        self.line_fffd = !line.is_ascii() && line.contains('\u{FFFD}');
         let res = match sc.value(true, 0) {
-            Ok(Kind::Object) => self.walk(&mut sc, lbs, 1),
+            Ok(Kind::Object) => self.walk(&mut sc, lbs, 1).map(|_| ()),
             Ok(_) => Err("expecting json object, but it is not".to_string()),
             Err(e) => Err(e),
         };

@@ -32,6 +32,9 @@ pub struct LabelsBuilder {
     parsed: Vec<(String, String)>,
     /// [`name_hash`] of each parsed slot's name: compared before the names themselves.
     parsed_hash: Vec<u32>,
+    /// Per parsed slot: an empty value set by `logfmt --keep-empty`, which survives into metric
+    /// series (every other empty value is dropped there).
+    parsed_kept: Vec<bool>,
     n_parsed: usize,
     /// One bit per [`name_hash`] (mod 64) of the base / current stream names: most parsed names
     /// are not stream names, and this says so without a string comparison.
@@ -108,6 +111,27 @@ impl LabelsBuilder {
         self.metadata = kept;
     }
 
+    /// Copies the current structured metadata into `out` (reusing its strings), so a stage that
+    /// parses a line twice can start the second pass from the same labels.
+    pub fn save_metadata(&self, out: &mut Vec<(String, String)>) {
+        out.truncate(self.metadata.len());
+        for (i, (n, v)) in self.metadata.iter().enumerate() {
+            match out.get_mut(i) {
+                Some((on, ov)) => {
+                    n.clone_into(on);
+                    v.clone_into(ov);
+                }
+                None => out.push((n.clone(), v.clone())),
+            }
+        }
+    }
+
+    /// Whether the stream labels are still the stream's own (no stage changed them), so a
+    /// caller may reuse the stream's printed form.
+    pub fn stream_unchanged(&self) -> bool {
+        !self.stream_dirty
+    }
+
     /// Whether the stream itself (not what stages did to it) has label `name`: parsers rename a
     /// clashing key to `<name>_extracted`.
     pub fn base_has(&self, name: &str) -> bool {
@@ -153,6 +177,7 @@ impl LabelsBuilder {
             let v = &mut self.parsed[i].1;
             v.clear();
             v.push_str(value);
+            self.parsed_kept[i] = false;
             return;
         }
         if name == ERROR_LABEL {
@@ -169,6 +194,7 @@ impl LabelsBuilder {
         self.remove_from(LabelCategory::StructuredMetadata, name);
         if self.n_parsed < self.parsed.len() {
             self.parsed_hash[self.n_parsed] = h;
+            self.parsed_kept[self.n_parsed] = false;
             let (n, v) = &mut self.parsed[self.n_parsed];
             n.clear();
             n.push_str(name);
@@ -177,8 +203,24 @@ impl LabelsBuilder {
         } else {
             self.parsed.push((name.to_string(), value.to_string()));
             self.parsed_hash.push(h);
+            self.parsed_kept.push(false);
         }
         self.n_parsed += 1;
+    }
+
+    /// Sets a parsed label to `""` that, unlike other empty values, is kept in metric series
+    /// (`logfmt --keep-empty`).
+    pub fn set_parsed_kept_empty(&mut self, name: &str) {
+        self.set_parsed(name, "");
+        if let Some(i) = self.find_parsed(name, name_hash(name)) {
+            self.parsed_kept[i] = true;
+        }
+    }
+
+    /// Whether `name` is a parsed label set by [`set_parsed_kept_empty`](Self::set_parsed_kept_empty).
+    pub fn kept_empty(&self, name: &str) -> bool {
+        self.find_parsed(name, name_hash(name))
+            .is_some_and(|i| self.parsed_kept[i])
     }
 
     #[inline]
@@ -220,6 +262,7 @@ impl LabelsBuilder {
             // Keep the slot (and its allocations) past the live range.
             self.parsed[i..self.n_parsed].rotate_left(1);
             self.parsed_hash[i..self.n_parsed].rotate_left(1);
+            self.parsed_kept[i..self.n_parsed].rotate_left(1);
             self.n_parsed -= 1;
         }
     }

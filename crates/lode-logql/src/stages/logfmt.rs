@@ -5,8 +5,20 @@
 
 use std::borrow::Cow;
 
+use super::hint::{ExtractHint, is_clean_key};
 use super::labels::{DUPLICATE_SUFFIX, LabelsBuilder};
 use super::{LOGFMT_PARSER_ERR, Stage, push_sanitized};
+
+/// Bytes that end an unquoted key or value: spaces and controls, `=` and `"`.
+const STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i <= b' ' as usize || i == b'=' as usize || i == b'"' as usize;
+        i += 1;
+    }
+    t
+};
 
 /// One decoded pair: the key and its value (`None` for a bare key or `k=`).
 pub type Pair<'a> = (&'a str, Option<Cow<'a, str>>);
@@ -52,23 +64,23 @@ impl<'a> LogfmtScanner<'a> {
         if self.pos >= b.len() {
             return None;
         }
-        // key
+        // key: up to `=`, a space or a quote (one table lookup per byte)
         let start = self.pos;
         let mut p = start;
-        while p < b.len() {
-            match b[p] {
-                b'=' => break,
-                b'"' => return self.fail(p, "unexpected '\"'".to_string()),
-                c if c <= b' ' => {
-                    self.pos = p;
-                    return Some(Ok((&s[start..p], None)));
-                }
-                _ => p += 1,
-            }
+        while p < b.len() && !STOP[usize::from(b[p])] {
+            p += 1;
         }
         if p >= b.len() {
             self.pos = b.len();
             return Some(Ok((&s[start..], None)));
+        }
+        match b[p] {
+            b'=' => {}
+            b'"' => return self.fail(p, "unexpected '\"'".to_string()),
+            _ => {
+                self.pos = p;
+                return Some(Ok((&s[start..p], None)));
+            }
         }
         if p == start {
             return self.fail(p, "unexpected '='".to_string());
@@ -84,12 +96,11 @@ impl<'a> LogfmtScanner<'a> {
             return self.quoted(key, p);
         }
         let vstart = p;
-        while p < b.len() {
-            match b[p] {
-                c @ (b'=' | b'"') => return self.fail(p, format!("unexpected '{}'", c as char)),
-                c if c <= b' ' => break,
-                _ => p += 1,
-            }
+        while p < b.len() && !STOP[usize::from(b[p])] {
+            p += 1;
+        }
+        if let Some(&c @ (b'=' | b'"')) = b.get(p) {
+            return self.fail(p, format!("unexpected '{}'", c as char));
         }
         self.pos = p;
         Some(Ok((key, Some(Cow::Borrowed(&s[vstart..p])))))
@@ -167,6 +178,8 @@ pub struct LogfmtParser {
     keep_empty: bool,
     /// `(label, key)`; empty = every pair.
     params: Vec<(String, String)>,
+    /// Only these labels are read downstream (every-pair form only).
+    hint: Option<ExtractHint>,
     name: String,
 }
 
@@ -177,13 +190,99 @@ impl LogfmtParser {
             strict,
             keep_empty,
             params,
+            hint: None,
             name: String::new(),
         }
     }
-}
 
-impl Stage for LogfmtParser {
-    fn process(&mut self, _ts: i64, line: &mut String, lbs: &mut LabelsBuilder) -> bool {
+    /// Extracts only the hinted labels (ignored with parameters, which name their labels).
+    pub fn with_hint(mut self, hint: ExtractHint) -> LogfmtParser {
+        if self.params.is_empty() {
+            self.hint = Some(hint);
+        }
+        self
+    }
+
+    /// The value as a label takes it: Loki empties a value holding U+FFFD (invalid UTF-8
+    /// upstream); `None` when an empty value is dropped.
+    #[inline]
+    fn label_value<'v>(&self, value: &'v Option<Cow<'_, str>>) -> Option<&'v str> {
+        let unescaped = matches!(value, Some(Cow::Owned(_)));
+        let v = value.as_deref().unwrap_or("");
+        let v = if (unescaped || !v.is_ascii()) && v.contains('\u{FFFD}') {
+            ""
+        } else {
+            v
+        };
+        (!v.is_empty() || self.keep_empty || !self.params.is_empty()).then_some(v)
+    }
+
+    fn fail(&self, sc: &LogfmtScanner<'_>, lbs: &mut LabelsBuilder) {
+        lbs.set_err(LOGFMT_PARSER_ERR);
+        lbs.set_err_details(sc.err().unwrap_or_default());
+    }
+
+    /// Every pair, or only the hinted ones (stopping once they are all set and the rest of the
+    /// line cannot hold a duplicate).
+    fn all_pairs(&mut self, line: &str, lbs: &mut LabelsBuilder) {
+        let hint = self.hint.take();
+        let mut found = 0u64;
+        let mut sc = LogfmtScanner::new(line);
+        if hint.as_ref().is_none_or(|h| !h.may_stop(found, line.as_bytes())) {
+            while let Some(item) = sc.scan() {
+                let Ok((key, value)) = item else {
+                    if self.strict {
+                        self.fail(&sc, lbs);
+                        break;
+                    }
+                    continue;
+                };
+                // A clean key is its own label name: no copy, no sanitizing.
+                let clean = is_clean_key(key);
+                if !clean {
+                    self.name.clear();
+                    push_sanitized(&mut self.name, key);
+                    if self.name.is_empty() {
+                        continue;
+                    }
+                }
+                let name = if clean { key } else { self.name.as_str() };
+                let (slot, renamed) = match &hint {
+                    Some(h) => match h.lookup(name, |n| lbs.base_has(n)) {
+                        Some((i, renamed)) => (Some(i), renamed),
+                        None => continue,
+                    },
+                    None => (None, lbs.base_has(name)),
+                };
+                let Some(value) = self.label_value(&value) else {
+                    continue;
+                };
+                if renamed {
+                    if clean {
+                        key.clone_into(&mut self.name);
+                    }
+                    self.name.push_str(DUPLICATE_SUFFIX);
+                }
+                let name = if renamed || !clean { self.name.as_str() } else { key };
+                if value.is_empty() {
+                    // Only with --keep-empty: such labels survive into metric series.
+                    lbs.set_parsed_kept_empty(name);
+                } else {
+                    lbs.set_parsed(name, value);
+                }
+                if let (Some(h), Some(i)) = (&hint, slot) {
+                    found |= 1 << i;
+                    if h.may_stop(found, &line.as_bytes()[sc.pos..]) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.hint = hint;
+    }
+
+    /// `| logfmt a, b="k"`: only the named keys, under their labels.
+    fn params(&mut self, line: &str, lbs: &mut LabelsBuilder) {
         // With parameters (Loki's LogfmtExpressionParser) every requested label exists, `""`
         // until found, and an empty value is set rather than skipped.
         for (label, _) in &self.params {
@@ -191,44 +290,41 @@ impl Stage for LogfmtParser {
                 lbs.set_parsed(label, "");
             }
         }
-        let line_fffd = !line.is_ascii() && line.contains('\u{FFFD}');
         let mut sc = LogfmtScanner::new(line);
         while let Some(item) = sc.scan() {
             let Ok((key, value)) = item else {
                 if self.strict {
-                    lbs.set_err(LOGFMT_PARSER_ERR);
-                    lbs.set_err_details(sc.err().unwrap_or_default());
+                    self.fail(&sc, lbs);
                     break;
                 }
                 continue;
-            };
-            let unescaped = matches!(value, Some(Cow::Owned(_)));
-            let value = value.as_deref().unwrap_or("");
-            // Loki empties a value holding U+FFFD (invalid UTF-8 upstream), then drops it.
-            let value = if (line_fffd || unescaped) && value.contains('\u{FFFD}') {
-                ""
-            } else {
-                value
             };
             self.name.clear();
             push_sanitized(&mut self.name, key);
             if self.name.is_empty() {
                 continue;
             }
-            if self.params.is_empty() {
-                if value.is_empty() && !self.keep_empty {
-                    continue;
-                }
-            } else {
-                match self.params.iter().find(|(_, k)| *k == self.name) {
-                    Some((label, _)) => label.clone_into(&mut self.name),
-                    None => continue,
-                }
+            let Some(value) = self.label_value(&value) else {
+                continue;
+            };
+            match self.params.iter().find(|(_, k)| *k == self.name) {
+                Some((label, _)) => label.clone_into(&mut self.name),
+                None => continue,
             }
             if lbs.base_has(&self.name) {
                 self.name.push_str(DUPLICATE_SUFFIX);
             }
             lbs.set_parsed(&self.name, value);
+        }
+    }
+}
+
+impl Stage for LogfmtParser {
+    fn process(&mut self, _ts: i64, line: &mut String, lbs: &mut LabelsBuilder) -> bool {
+        if self.params.is_empty() {
+            self.all_pairs(line, lbs);
+        } else {
+            self.params(line, lbs);
         }
         true
     }

@@ -10,6 +10,7 @@
 
 mod format;
 mod funcs;
+mod hint;
 mod json;
 mod label_filter;
 mod labels;
@@ -18,6 +19,7 @@ mod regexp;
 mod unpack;
 
 pub use format::{LabelFormat, LabelFormatOp, LineFormat};
+pub use hint::{ExtractHint, LazyParse};
 pub use json::JsonParser;
 pub use label_filter::{CmpOp, LabelFilter, parse_bytes, parse_go_duration};
 pub use labels::{DUPLICATE_SUFFIX, ERROR_DETAILS_LABEL, ERROR_LABEL, LabelCategory, LabelsBuilder};
