@@ -105,6 +105,28 @@ impl Config {
         serde_yaml::from_str(text).map_err(|e| AppError::Config(e.to_string()))
     }
 
+    /// The config as YAML for `/config`, with secrets (keys, passwords) shown as `<secret>`,
+    /// as Loki shows them.
+    pub fn to_masked_yaml(&self) -> String {
+        fn mask(v: &mut serde_yaml::Value) {
+            if let serde_yaml::Value::Mapping(m) = v {
+                for (k, v) in m.iter_mut() {
+                    let secret = k
+                        .as_str()
+                        .is_some_and(|k| k.contains("secret") || k.contains("password") || k.ends_with("_key"));
+                    if secret && v.as_str().is_some_and(|s| !s.is_empty()) {
+                        *v = serde_yaml::Value::String("<secret>".into());
+                    } else {
+                        mask(v);
+                    }
+                }
+            }
+        }
+        let mut v = serde_yaml::to_value(self).unwrap_or(serde_yaml::Value::Null);
+        mask(&mut v);
+        serde_yaml::to_string(&v).unwrap_or_default()
+    }
+
     /// Fills values derived from others (the filesystem store under `path_prefix`).
     pub fn resolve(&mut self) {
         if self.storage_config.backend == "filesystem" && self.storage_config.filesystem.directory.is_empty() {
@@ -246,6 +268,19 @@ mod tests {
         assert_eq!(c.server.http_listen_port, 0);
         assert!(!c.apply_flag("no.such", "x").unwrap());
         assert!(c.apply_flag("server.http-listen-port", "http").is_err());
+    }
+
+    #[test]
+    fn config_yaml_masks_secrets_and_parses_back() {
+        let mut c = Config::default();
+        c.storage_config.s3.secret_access_key = "hunter2".into();
+        c.storage_config.s3.access_key_id = "AKIA".into();
+        let y = c.to_masked_yaml();
+        assert!(!y.contains("hunter2"), "{y}");
+        assert!(y.contains("secret_access_key: <secret>"), "{y}");
+        assert!(y.contains("AKIA"), "the key id is not a secret: {y}");
+        let back = Config::from_yaml(&Config::default().to_masked_yaml()).unwrap();
+        assert_eq!(back.server, Config::default().server);
     }
 
     #[test]

@@ -122,21 +122,26 @@ impl Node {
         ));
         distributor.add_ingester(&cfg.common.instance_id, ingester.clone());
         let ingesters: Vec<Arc<dyn LogQuerier>> = vec![ingester.clone()];
-        let querier = Arc::new(Querier::new(
-            cfg.querier.clone(),
-            limits.clone(),
-            store.clone(),
-            ingesters,
-        ));
+        let tail_sources: Vec<Arc<dyn lode_model::api::TailSource>> = vec![ingester.clone()];
+        let querier = Arc::new(
+            Querier::new(cfg.querier.clone(), limits.clone(), store.clone(), ingesters).with_tail_sources(tail_sources),
+        );
         let stopping = Arc::new(AtomicBool::new(false));
         let handlers = Handlers {
             push: Some(distributor),
-            query: Some(querier),
+            query: Some(querier.clone()),
+            metadata: Some(querier.clone()),
+            tail: Some(querier),
             ingester: Some(ingester.clone()),
             registry,
             auth_enabled: cfg.auth_enabled,
             decode_limits: cfg.server.decode_limits(),
             stopping: stopping.clone(),
+            limits: limits.clone(),
+            config: lode_server::ConfigView {
+                current: cfg.to_masked_yaml(),
+                defaults: Config::default().to_masked_yaml(),
+            },
         };
         let addr = format!("{}:{}", cfg.server.http_listen_address, cfg.server.http_listen_port);
         let listener = TcpListener::bind(&addr).await.map_err(|source| AppError::Listen {

@@ -39,6 +39,8 @@ pub(crate) struct InstancePush {
     pub stream_limited_bytes: usize,
     /// Change in heap bytes held by the streams pushed to.
     pub memory_delta: i64,
+    /// The entries accepted, per stream, when asked for (someone is tailing the tenant).
+    pub accepted: Vec<(Labels, Vec<Entry>)>,
 }
 
 impl Instance {
@@ -57,6 +59,7 @@ impl Instance {
         s: &Settings,
         wal: Option<&Wal>,
         limits: &LimitsConfig,
+        keep_accepted: bool,
     ) -> InstancePush {
         let mut record = Batch::new();
         let mut out = InstancePush {
@@ -71,6 +74,7 @@ impl Instance {
             stream_limited: 0,
             stream_limited_bytes: 0,
             memory_delta: 0,
+            accepted: Vec::new(),
         };
         let rate = (limits.per_stream_rate_limit.0 > 0).then(|| StreamRate {
             rate: limits.per_stream_rate_limit.0 as f64,
@@ -78,6 +82,7 @@ impl Instance {
         });
         let max_streams = limits.max_global_streams_per_user;
         for batch in batches {
+            let mut kept = Vec::new();
             // A stream found in the map may be removed as idle before we lock it; such a stream
             // is marked, and we look again (creating a new one) instead of writing to an orphan.
             let r = loop {
@@ -102,6 +107,7 @@ impl Instance {
                     s.target_size,
                     rate,
                     wal.is_some().then_some(&mut record),
+                    keep_accepted.then_some(&mut kept),
                 );
                 if let Some(w) = wal {
                     w.append(&record);
@@ -111,6 +117,9 @@ impl Instance {
                 break Some(r);
             };
             let Some(r) = r else { continue };
+            if !kept.is_empty() {
+                out.accepted.push((batch.labels, kept));
+            }
             out.rate_limited += r.rate_limited;
             out.rate_limited_bytes += r.rate_limited_bytes;
             out.appended += r.appended;
@@ -267,6 +276,29 @@ impl Instance {
             match name {
                 None => out.extend(labels.iter().map(|(n, _)| n.to_string())),
                 Some(n) => out.extend(labels.get(n).map(str::to_string)),
+            }
+        }
+        out
+    }
+
+    /// Streams matching `selector` (all when `None`) with chunks overlapping `[start, end)`.
+    pub fn stream_summaries(
+        &self,
+        selector: Option<&Selector>,
+        start: i64,
+        end: i64,
+    ) -> Vec<lode_model::api::StreamSummary> {
+        let mut out = Vec::new();
+        for (labels, st) in self.streams.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            if selector.is_some_and(|s| !s.matches(labels)) {
+                continue;
+            }
+            let chunks = st.lock().unwrap_or_else(|p| p.into_inner()).chunk_summaries(start, end);
+            if !chunks.is_empty() {
+                out.push(lode_model::api::StreamSummary {
+                    labels: labels.clone(),
+                    chunks,
+                });
             }
         }
         out

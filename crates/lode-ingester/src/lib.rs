@@ -9,6 +9,7 @@ mod flush;
 mod instance;
 mod metrics;
 mod stream;
+mod tail;
 mod wal;
 
 use std::collections::{BTreeSet, HashMap};
@@ -23,6 +24,7 @@ use instance::Instance;
 use lode_logql::engine::{LogPlan, SamplePlan};
 use lode_model::api::{
     IngesterAdmin, LabelRequest, LogQuerier, LogSelect, Pusher, SampleResult, SampleSelect, SelectResult, StreamBatch,
+    StreamSummary, StreamsRequest,
 };
 use lode_model::limits::Limits;
 use lode_model::metrics::Discards;
@@ -86,6 +88,8 @@ pub struct Ingester {
     memory: std::sync::atomic::AtomicI64,
     /// Wakes the flush loop early when memory passes 80% of the budget.
     pressure: tokio::sync::Notify,
+    /// Live-tail subscribers.
+    tailers: tail::Tailers,
 }
 
 impl Ingester {
@@ -118,6 +122,7 @@ impl Ingester {
             replay_progress: Mutex::new(String::new()),
             memory: std::sync::atomic::AtomicI64::new(0),
             pressure: tokio::sync::Notify::new(),
+            tailers: tail::Tailers::default(),
         })
     }
 
@@ -226,11 +231,15 @@ impl Pusher for Ingester {
         self.check_memory()?;
         let inst = self.instance(tenant);
         let limits = self.limits.tenant(tenant);
-        let r = inst.push(streams, &self.settings, wal, &limits);
+        let tailing = self.tailers.any(tenant);
+        let r = inst.push(streams, &self.settings, wal, &limits, tailing);
         self.add_memory(r.memory_delta);
         if let Some(w) = wal {
             // Before the acknowledgement: an acknowledged line survives a crash.
             flush::blocking(|| w.commit()).map_err(|e| self.wal_failure(e))?;
+        }
+        if tailing {
+            self.tailers.deliver(tenant, &r.accepted);
         }
         self.metrics
             .streams_created
@@ -293,6 +302,19 @@ impl LogQuerier for Ingester {
 
     async fn label_values(&self, tenant: &str, name: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
         self.labels(tenant, Some(name), req)
+    }
+
+    async fn stream_summaries(&self, tenant: &str, req: &StreamsRequest) -> Result<Vec<StreamSummary>, ApiError> {
+        let plan = req
+            .selector
+            .as_deref()
+            .filter(|q| !q.trim().is_empty())
+            .map(LogPlan::parse)
+            .transpose()?;
+        Ok(match self.existing_instance(tenant) {
+            Some(i) => i.stream_summaries(plan.as_ref().map(LogPlan::selector), req.start, req.end),
+            None => Vec::new(),
+        })
     }
 }
 

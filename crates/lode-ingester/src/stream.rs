@@ -100,6 +100,7 @@ impl Stream {
         target_size: u64,
         rate: Option<StreamRate>,
         mut wal: Option<&mut Batch>,
+        mut accepted: Option<&mut Vec<Entry>>,
     ) -> PushOutcome {
         let now = std::time::Instant::now();
         let (mut rate_limited, mut rate_limited_bytes) = (0, 0);
@@ -161,6 +162,9 @@ impl Stream {
                 if b.open_record_is_large() {
                     b.begin_entries(self.wal_id);
                 }
+            }
+            if let Some(a) = accepted.as_deref_mut() {
+                a.push(e.clone());
             }
             self.last = Some(e);
             if self.head.compressed_bytes() >= target_size
@@ -321,6 +325,36 @@ impl Stream {
             .pending
             .iter()
             .any(|c| c.cref.from < end && c.cref.through >= start)
+    }
+
+    /// Summaries of the chunks held here that overlap `[start, end)`: cut chunks as they will
+    /// be indexed, the head with its uncompressed size.
+    pub fn chunk_summaries(&self, start: i64, end: i64) -> Vec<lode_model::api::ChunkSummary> {
+        let mut out: Vec<lode_model::api::ChunkSummary> = self
+            .pending
+            .iter()
+            .filter(|c| c.cref.from < end && c.cref.through >= start)
+            .map(|c| lode_model::api::ChunkSummary {
+                from: c.cref.from,
+                through: c.cref.through,
+                bytes: u64::from(c.cref.size),
+                entries: u64::from(c.cref.entries),
+                checksum: Some(c.cref.checksum),
+            })
+            .collect();
+        if let (Some(from), Some(through)) = (self.head.min_ts(), self.head.max_ts())
+            && from < end
+            && through >= start
+        {
+            out.push(lode_model::api::ChunkSummary {
+                from,
+                through,
+                bytes: self.head.uncompressed_bytes(),
+                entries: self.head.num_entries(),
+                checksum: None,
+            });
+        }
+        out
     }
 
     /// Heap bytes held: the head chunk plus the cut chunks waiting for their flush.

@@ -347,3 +347,108 @@ async fn past_the_memory_budget_pushes_get_429_until_an_early_flush_frees_memory
     let n: usize = r.streams.iter().map(|s| s.entries.len()).sum();
     assert_eq!(n, 1, "the flushed lines left memory; only the new one is here");
 }
+
+#[tokio::test]
+async fn tail_subscribers_get_accepted_entries_and_hear_about_dropped_ones() {
+    use lode_model::api::TailSource;
+    let (ing, _) = ingester(IngesterConfig::default());
+    let mut rx = ing.subscribe("t", r#"{app="a"} |= "keep""#).await.unwrap();
+    let mut other = ing.subscribe("u", r#"{app="a"}"#).await.unwrap();
+    ing.push("t", vec![batch(r#"{app="a"}"#, &[(1, "keep 1"), (2, "drop 2")])])
+        .await
+        .unwrap();
+    // Out of order: refused, so never tailed.
+    let _ = ing.push("t", vec![batch(r#"{app="a"}"#, &[(0, "keep old")])]).await;
+    ing.push("t", vec![batch(r#"{app="b"}"#, &[(3, "keep b")])])
+        .await
+        .unwrap();
+    let b = rx.recv().await.unwrap();
+    assert_eq!(b.streams.len(), 1);
+    assert_eq!(b.streams[0].labels, r#"{app="a"}"#);
+    let lines: Vec<&str> = b.streams[0].entries.iter().map(|e| e.line.as_str()).collect();
+    assert_eq!(lines, ["keep 1"]);
+    assert!(rx.try_recv().is_err(), "nothing else matched");
+    assert!(other.try_recv().is_err(), "another tenant's tail sees nothing");
+
+    // A subscriber that does not read: after its queue fills, entries are dropped and named
+    // in the next batch it gets.
+    for i in 0..70 {
+        ing.push("t", vec![batch(r#"{app="a"}"#, &[(10 + i, "keep")])])
+            .await
+            .unwrap();
+    }
+    let mut got = 0;
+    while let Ok(b) = rx.try_recv() {
+        assert!(b.dropped.is_empty());
+        got += b.streams.iter().map(|s| s.entries.len()).sum::<usize>();
+    }
+    assert_eq!(got, 64);
+    ing.push("t", vec![batch(r#"{app="a"}"#, &[(100, "keep last")])])
+        .await
+        .unwrap();
+    let b = rx.recv().await.unwrap();
+    assert_eq!(b.dropped.len(), 6);
+    assert_eq!(b.dropped[0].labels, r#"{app="a"}"#);
+    assert_eq!(b.dropped[0].ts, 74);
+    assert_eq!(b.streams[0].entries[0].line, "keep last");
+    // A closed subscriber is forgotten on the next push.
+    drop(rx);
+    drop(other);
+    ing.push("t", vec![batch(r#"{app="a"}"#, &[(101, "keep")])])
+        .await
+        .unwrap();
+    assert!(!ing.tailers.any("t"));
+}
+
+#[tokio::test]
+async fn stream_summaries_describe_memory_per_tenant_selector_and_range() {
+    use lode_model::api::StreamsRequest;
+    let (ing, _) = ingester(IngesterConfig::default());
+    ing.push("t", vec![batch(r#"{app="a"}"#, &[(10, "one"), (20, "two")])])
+        .await
+        .unwrap();
+    ing.push("t", vec![batch(r#"{app="b"}"#, &[(100, "three")])])
+        .await
+        .unwrap();
+    ing.push("u", vec![batch(r#"{app="a"}"#, &[(10, "other tenant")])])
+        .await
+        .unwrap();
+    let req = |selector: Option<&str>, start: i64, end: i64| StreamsRequest {
+        start,
+        end,
+        selector: selector.map(str::to_string),
+    };
+    let mut all = ing.stream_summaries("t", &req(None, 0, 1000)).await.unwrap();
+    all.sort_by(|a, b| a.labels.cmp(&b.labels));
+    assert_eq!(all.len(), 2);
+    let head = all[0].chunks[0];
+    assert_eq!(
+        (head.from, head.through, head.entries, head.checksum),
+        (10, 20, 2, None)
+    );
+    assert_eq!(head.bytes, 6, "uncompressed line bytes of the open head");
+    let a = ing
+        .stream_summaries("t", &req(Some(r#"{app="a"}"#), 0, 1000))
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 1);
+    assert!(ing.stream_summaries("t", &req(None, 21, 100)).await.unwrap().is_empty());
+    assert!(
+        ing.stream_summaries("nobody", &req(None, 0, 1000))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        ing.stream_summaries("t", &req(Some("{app"), 0, 1000))
+            .await
+            .unwrap_err()
+            .code,
+        ErrorCode::BadRequest
+    );
+    ing.flush_all().await.unwrap();
+    assert!(
+        ing.stream_summaries("t", &req(None, 0, 1000)).await.unwrap().is_empty(),
+        "flushed chunks are the store's to report"
+    );
+}

@@ -113,7 +113,7 @@ impl Ingester {
                 let mut st = stream.lock().unwrap_or_else(|p| p.into_inner());
                 // Replayed lines were accepted once; an overlap with the checkpoint is refused
                 // here as a duplicate or as out of order, which is what keeps it single.
-                let _ = st.push("", entries, self.settings.target_size, None, None);
+                let _ = st.push("", entries, self.settings.target_size, None, None, None);
             }
         }
     }

@@ -139,6 +139,41 @@ pub trait LogQuerier: Send + Sync {
     async fn select_samples(&self, tenant: &str, req: &SampleSelect) -> Result<SampleResult, ApiError>;
     async fn label_names(&self, tenant: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError>;
     async fn label_values(&self, tenant: &str, name: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError>;
+    /// The streams matching a selector that hold data in a range, with a summary of each of
+    /// their chunks: what `series`, `index/stats`, `index/volume*` and `detected_labels` are
+    /// computed from.
+    async fn stream_summaries(&self, tenant: &str, req: &StreamsRequest) -> Result<Vec<StreamSummary>, ApiError>;
+}
+
+/// Streams matching `selector` (LogQL selector text; `None`: every stream of the tenant) with
+/// data in `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamsRequest {
+    pub start: i64,
+    pub end: i64,
+    pub selector: Option<String>,
+}
+
+/// One chunk of a stream as the index describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChunkSummary {
+    /// First and last entry timestamps, ns, both inclusive.
+    pub from: i64,
+    pub through: i64,
+    /// Bytes of the chunk: its stored (compressed) size once cut, the uncompressed line bytes
+    /// of an ingester's open head chunk (which has no stored form yet).
+    pub bytes: u64,
+    pub entries: u64,
+    /// The stored chunk's CRC-32, which with `from`/`through` identifies a chunk that both an
+    /// ingester (not yet forgotten after its flush) and the store report; `None` for a head chunk.
+    pub checksum: Option<u32>,
+}
+
+/// A stream's label set and the chunks of it that overlap the requested range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSummary {
+    pub labels: Labels,
+    pub chunks: Vec<ChunkSummary>,
 }
 
 /// `query_range` parameters after HTTP parsing.
@@ -213,4 +248,161 @@ pub trait IngesterAdmin: Send + Sync {
     async fn flush_all(&self) -> Result<(), ApiError>;
     /// Why the ingester is not ready, or `None` when it is.
     fn not_ready_reason(&self) -> Option<String>;
+}
+
+/// An entry a live tail could not deliver because its client fell behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedEntry {
+    /// The stream's labels, printed (`{a="b"}`).
+    pub labels: String,
+    pub ts: i64,
+}
+
+/// One message of a live tail: new entries, per stream after the query's pipeline, and what
+/// was dropped since the previous message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TailBatch {
+    pub streams: Vec<Stream>,
+    pub dropped: Vec<DroppedEntry>,
+}
+
+/// The live side of a tail; it ends when the sender side (the source) goes away, and the
+/// subscription ends when the receiver is dropped.
+pub type TailReceiver = tokio::sync::mpsc::Receiver<TailBatch>;
+
+/// Where live entries come from: an ingester (in this process, or over gRPC in a cluster).
+#[async_trait]
+pub trait TailSource: Send + Sync {
+    /// Entries accepted from now on by streams that match `query`, through its pipeline.
+    async fn subscribe(&self, tenant: &str, query: &str) -> Result<TailReceiver, ApiError>;
+}
+
+/// `/loki/api/v1/tail` parameters after HTTP parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TailRequest {
+    pub query: String,
+    /// Entries of the initial backfill.
+    pub limit: usize,
+    /// Start of the backfill (ns).
+    pub start: i64,
+    /// How long entries are held to be sent in time order (Loki: 0-5 s).
+    pub delay_for: std::time::Duration,
+}
+
+/// The querier's live tail, as the HTTP edge sees it: the backfill first, then live batches.
+#[async_trait]
+pub trait TailHandler: Send + Sync {
+    async fn tail(&self, tenant: &str, req: TailRequest) -> Result<TailReceiver, ApiError>;
+}
+
+/// `series` parameters: `match[]` selectors (a stream matching any of them is returned; none
+/// means every stream) and the range `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesRequest {
+    pub start: i64,
+    pub end: i64,
+    pub groups: Vec<String>,
+}
+
+/// `index/stats`: what a selector would read over a range.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    pub streams: u64,
+    pub chunks: u64,
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+/// `aggregateBy` of the volume endpoints.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VolumeAggregation {
+    /// One result per distinct label set (restricted to the target labels).
+    #[default]
+    Series,
+    /// One result per label name (`{"<name>": ""}`).
+    Labels,
+}
+
+/// `index/volume` (`step: None`) and `index/volume_range` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeRequest {
+    pub selector: String,
+    pub start: i64,
+    pub end: i64,
+    pub limit: usize,
+    /// Label names to aggregate by; empty: the names the selector's matchers use.
+    pub target_labels: Vec<String>,
+    pub aggregate_by: VolumeAggregation,
+    /// ns; `Some` for `volume_range`.
+    pub step: Option<i64>,
+}
+
+/// `detected_labels` answer: a stream label and its number of distinct values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectedLabel {
+    pub label: String,
+    pub cardinality: u64,
+}
+
+/// `detected_fields` and `detected_field/{name}/values` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectedFieldsRequest {
+    pub query: String,
+    pub start: i64,
+    pub end: i64,
+    /// Lines sampled (newest first).
+    pub line_limit: usize,
+    /// Fields (or values) returned at most.
+    pub limit: usize,
+}
+
+/// A field found in sampled lines: structured metadata (`parsers: None`) or a key the `json`
+/// or `logfmt` parser extracts from the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectedField {
+    pub label: String,
+    /// `string`, `int`, `float`, `boolean`, `duration` or `bytes`.
+    pub field_type: &'static str,
+    pub cardinality: u64,
+    pub parsers: Option<Vec<String>>,
+    /// For JSON fields, the path of keys in the document.
+    pub json_path: Vec<String>,
+}
+
+/// `patterns` parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternsRequest {
+    pub query: String,
+    pub start: i64,
+    pub end: i64,
+    /// ns
+    pub step: i64,
+}
+
+/// A log pattern (`<_>` for the variable parts) with its line counts per step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPattern {
+    pub pattern: String,
+    pub level: Option<String>,
+    /// `(step start in ns, lines)`, oldest first.
+    pub samples: Vec<(i64, u64)>,
+}
+
+/// The querier's answers to the metadata and Drilldown endpoints, besides `labels`.
+#[async_trait]
+pub trait MetadataHandler: Send + Sync {
+    /// Label sets of the streams matching any group, sorted.
+    async fn series(&self, tenant: &str, req: SeriesRequest) -> Result<Vec<Labels>, ApiError>;
+    async fn index_stats(&self, tenant: &str, req: StreamsRequest) -> Result<IndexStats, ApiError>;
+    /// A `Vector` for `index/volume`, a `Matrix` for `index/volume_range`; values are bytes.
+    async fn volume(&self, tenant: &str, req: VolumeRequest) -> Result<QueryResponse, ApiError>;
+    async fn detected_labels(&self, tenant: &str, req: StreamsRequest) -> Result<Vec<DetectedLabel>, ApiError>;
+    async fn detected_fields(&self, tenant: &str, req: DetectedFieldsRequest) -> Result<Vec<DetectedField>, ApiError>;
+    async fn detected_field_values(
+        &self,
+        tenant: &str,
+        name: &str,
+        req: DetectedFieldsRequest,
+    ) -> Result<Vec<String>, ApiError>;
+    async fn patterns(&self, tenant: &str, req: PatternsRequest) -> Result<Vec<LogPattern>, ApiError>;
 }

@@ -5,9 +5,12 @@
 //! calls it through `QueryHandler`. Each query is split by time into pieces that run as
 //! separate tasks (`split.rs`), so one query uses every core.
 
+mod detect;
+mod metadata;
 mod metric;
 mod split;
 mod store;
+mod tail;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -107,6 +110,8 @@ pub struct Querier {
     limits: Arc<Limits>,
     ingesters: Arc<[Arc<dyn LogQuerier>]>,
     store: Arc<StoreReader>,
+    /// Where live tails subscribe (the ingesters).
+    tail_sources: Vec<Arc<dyn lode_model::api::TailSource>>,
 }
 
 /// What a query piece reads from, cheap to clone into the piece's task.
@@ -193,7 +198,14 @@ impl Querier {
             limits: limits.into(),
             ingesters: ingesters.into(),
             store,
+            tail_sources: Vec::new(),
         }
+    }
+
+    /// The ingesters live tails subscribe to.
+    pub fn with_tail_sources(mut self, sources: Vec<Arc<dyn lode_model::api::TailSource>>) -> Self {
+        self.tail_sources = sources;
+        self
     }
 
     fn read_sources(&self) -> Sources {

@@ -11,7 +11,7 @@ use lode_chunk::{Chunk, Skipped};
 use lode_index::{ChunkRef, IndexObject, LabelMatch, period_prefix, periods_overlapping};
 use lode_logql::Selector;
 use lode_logql::engine::{LogPlan, SampleCollector, SamplePlan, StreamCollector};
-use lode_model::api::{QueryStats, RangeQuery, SampleSeries};
+use lode_model::api::{ChunkSummary, QueryStats, RangeQuery, SampleSeries, StreamSummary};
 use lode_model::{Direction, Labels, Stream};
 use lode_storage::ObjectStorage;
 
@@ -250,5 +250,44 @@ impl StoreReader {
             }
         }
         Ok(out)
+    }
+
+    /// Streams in the index for `[start, end)` matching `selector` (all when `None`), each with
+    /// its chunks overlapping the range, each chunk once.
+    pub(crate) async fn stream_summaries(
+        &self,
+        tenant: &str,
+        selector: Option<&Selector>,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<StreamSummary>, QuerierError> {
+        let indexes = self.indexes(tenant, start, end).await?;
+        let matchers = selector.map(Selector::matchers).unwrap_or_default();
+        let fns: Vec<LabelMatch<'_>> = matchers
+            .iter()
+            .map(|m| LabelMatch::new(m.name(), |v| m.matches(v)))
+            .collect();
+        let mut by_stream: HashMap<Labels, BTreeSet<ChunkRef>> = HashMap::new();
+        for idx in indexes {
+            for (labels, chunks) in idx.select(&fns, start, end.saturating_sub(1)) {
+                by_stream.entry(labels.clone()).or_default().extend(chunks);
+            }
+        }
+        Ok(by_stream
+            .into_iter()
+            .map(|(labels, chunks)| StreamSummary {
+                labels,
+                chunks: chunks
+                    .into_iter()
+                    .map(|c| ChunkSummary {
+                        from: c.from,
+                        through: c.through,
+                        bytes: u64::from(c.size),
+                        entries: u64::from(c.entries),
+                        checksum: Some(c.checksum),
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 }

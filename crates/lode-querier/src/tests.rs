@@ -210,6 +210,13 @@ impl LogQuerier for SlowIngester {
     async fn label_values(&self, _: &str, _: &str, _: &lode_model::api::LabelRequest) -> Result<Vec<String>, ApiError> {
         Ok(vec![])
     }
+    async fn stream_summaries(
+        &self,
+        _: &str,
+        _: &lode_model::api::StreamsRequest,
+    ) -> Result<Vec<lode_model::api::StreamSummary>, ApiError> {
+        Ok(vec![])
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -359,4 +366,103 @@ async fn a_log_query_stops_once_its_limit_is_met() {
         r.stats
     );
     assert!(r.stats.lines_processed < total);
+}
+
+#[tokio::test]
+async fn metadata_endpoints_read_the_store_per_tenant() {
+    use lode_model::api::{DetectedFieldsRequest, MetadataHandler, SeriesRequest, StreamsRequest};
+    let store = ObjectStorage::in_memory();
+    let a = put_chunk(
+        &store,
+        "t",
+        r#"{app="a", env="prod"}"#,
+        T0,
+        &["level=info n=1", "level=warn n=2"],
+    )
+    .await;
+    put_chunk(&store, "t", r#"{app="b", env="dev"}"#, T0, &[r#"{"status":200}"#]).await;
+    put_chunk(&store, "other", r#"{app="secret"}"#, T0, &["x"]).await;
+    let q = querier(&store);
+    let (start, end) = (T0, T0 + 3600 * 1_000_000_000);
+
+    let series = |groups: &[&str]| SeriesRequest {
+        start,
+        end,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    };
+    let all = q.series("t", series(&[])).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(q.series("t", series(&["{}"])).await.unwrap(), all);
+    let one = q.series("t", series(&[r#"{app="a"}"#])).await.unwrap();
+    assert_eq!(one, vec![Labels::parse(r#"{app="a", env="prod"}"#).unwrap()]);
+    assert_eq!(
+        q.series("t", series(&[r#"{app="a"}"#, r#"{env="dev"}"#]))
+            .await
+            .unwrap(),
+        all
+    );
+    assert!(q.series("nobody", series(&[])).await.unwrap().is_empty());
+    let e = q.series("t", series(&["{app"])).await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}");
+    let e = q.series("t", series(&["{}", r#"{app="a"}"#])).await.unwrap_err();
+    assert_eq!(e.message, "0 matchers in group: {}");
+
+    let stats = q
+        .index_stats(
+            "t",
+            StreamsRequest {
+                start,
+                end,
+                selector: Some(r#"{app="a"}"#.into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats.streams, stats.chunks, stats.entries, stats.bytes),
+        (1, 1, 2, u64::from(a.size))
+    );
+
+    let labels = q
+        .detected_labels(
+            "other",
+            StreamsRequest {
+                start,
+                end,
+                selector: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(labels.len(), 1, "only the tenant's own streams: {labels:?}");
+
+    let fields = q
+        .detected_fields(
+            "t",
+            DetectedFieldsRequest {
+                query: r#"{app=~"a|b"}"#.into(),
+                start,
+                end,
+                line_limit: 100,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = fields.iter().map(|f| f.label.as_str()).collect();
+    assert_eq!(names, ["level", "n", "status"]);
+    let e = q
+        .detected_fields(
+            "t",
+            DetectedFieldsRequest {
+                query: r#"sum(rate({app="a"}[1m]))"#.into(),
+                start,
+                end,
+                line_limit: 100,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest);
 }

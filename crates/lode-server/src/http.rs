@@ -99,6 +99,14 @@ impl Params {
         Params(v)
     }
 
+    /// Every non-empty value of `name`, in order (e.g. repeated `match[]`).
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The first non-empty value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

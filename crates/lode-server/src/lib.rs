@@ -1,16 +1,19 @@
 //! The HTTP edge of every role: Loki's push endpoints (decoding JSON, gzip/deflate JSON and
-//! snappy protobuf bodies), the query endpoints rendering Loki's JSON, and the operations
-//! endpoints (`/ready`, `/flush`, `/metrics`, build info). Handlers call the role traits from
+//! snappy protobuf bodies), the query endpoints rendering Loki's JSON, the metadata and Logs
+//! Drilldown endpoints (`series`, `index/*`, `detected_*`, `patterns`), and the operations
+//! endpoints (`/ready`, `/flush`, `/metrics`, build info, `/config`, `/services`). Handlers call the role traits from
 //! `lode_model::api`; this crate never depends on a role crate, so the same router serves a
 //! distributor, a querier, an ingester or all of them.
 
 mod config;
 mod http;
+mod metadata;
 mod ops;
 mod push;
 pub mod push_decode;
 mod query;
 mod render;
+mod tail;
 
 use std::sync::Arc;
 
@@ -20,7 +23,8 @@ use axum::routing::{get, post};
 use prometheus::Registry;
 
 pub use config::ServerConfig;
-use lode_model::api::{IngesterAdmin, PushHandler, QueryHandler};
+use lode_model::api::{IngesterAdmin, MetadataHandler, PushHandler, QueryHandler};
+use lode_model::limits::Limits;
 pub use push_decode::DecodeLimits;
 
 /// What the HTTP edge serves: each role's handler is present only when the node runs that role.
@@ -28,6 +32,8 @@ pub use push_decode::DecodeLimits;
 pub struct Handlers {
     pub push: Option<Arc<dyn PushHandler>>,
     pub query: Option<Arc<dyn QueryHandler>>,
+    /// Live tail (the querier); absent when the node does not run one.
+    pub tail: Option<Arc<dyn lode_model::api::TailHandler>>,
     pub ingester: Option<Arc<dyn IngesterAdmin>>,
     pub registry: Registry,
     /// With `auth_enabled`, the tenant comes from `X-Scope-OrgID` (required); else it is `fake`.
@@ -35,6 +41,20 @@ pub struct Handlers {
     pub decode_limits: DecodeLimits,
     /// Set while the node is shutting down: `/ready` answers 503.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// `series`, `index/*` and the Drilldown endpoints (the querier).
+    pub metadata: Option<Arc<dyn MetadataHandler>>,
+    /// Per-tenant limits, as `drilldown-limits` reports them.
+    pub limits: Arc<Limits>,
+    /// What `/config` shows.
+    pub config: ConfigView,
+}
+
+/// The node's config for `/config`: the effective config and the defaults, as YAML (secrets
+/// already masked by whoever renders them).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigView {
+    pub current: String,
+    pub defaults: String,
 }
 
 /// Builds the router for the given handlers.
@@ -55,6 +75,44 @@ pub fn router(h: Handlers) -> Router {
             "/loki/api/v1/label/{name}/values",
             get(query::label_values).post(query::label_values),
         )
+        .route("/loki/api/v1/tail", get(tail::tail).post(tail::tail))
+        .route("/loki/api/v1/series", get(metadata::series).post(metadata::series))
+        .route("/api/prom/series", get(metadata::series).post(metadata::series))
+        .route(
+            "/loki/api/v1/index/stats",
+            get(metadata::index_stats).post(metadata::index_stats),
+        )
+        .route(
+            "/loki/api/v1/index/volume",
+            get(metadata::volume).post(metadata::volume),
+        )
+        .route(
+            "/loki/api/v1/index/volume_range",
+            get(metadata::volume_range).post(metadata::volume_range),
+        )
+        .route(
+            "/loki/api/v1/detected_labels",
+            get(metadata::detected_labels).post(metadata::detected_labels),
+        )
+        .route(
+            "/loki/api/v1/detected_fields",
+            get(metadata::detected_fields).post(metadata::detected_fields),
+        )
+        .route(
+            "/loki/api/v1/detected_field/{name}/values",
+            get(metadata::detected_field_values).post(metadata::detected_field_values),
+        )
+        .route(
+            "/loki/api/v1/patterns",
+            get(metadata::patterns).post(metadata::patterns),
+        )
+        .route("/loki/api/v1/drilldown-limits", get(metadata::drilldown_limits))
+        .route(
+            "/loki/api/v1/format_query",
+            get(metadata::format_query).post(metadata::format_query),
+        )
+        .route("/config", get(ops::config))
+        .route("/services", get(ops::services))
         .route("/ready", get(ops::ready))
         .route("/flush", get(ops::flush).post(ops::flush))
         .route("/metrics", get(ops::metrics))

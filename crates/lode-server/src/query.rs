@@ -26,7 +26,7 @@ fn querier(h: &Handlers) -> HttpResult<&dyn lode_model::api::QueryHandler> {
 
 /// `start`, `end` and `since` as Loki reads them: `end` defaults to now, `start` to
 /// `min(end, now) - since`, `since` to 1h.
-fn bounds(p: &Params) -> HttpResult<(i64, i64)> {
+pub(crate) fn bounds(p: &Params) -> HttpResult<(i64, i64)> {
     let now = now_nanos();
     let end = match p.get("end") {
         Some(s) => parse_timestamp(s).map_err(bad_request)?,
@@ -47,7 +47,7 @@ fn bounds(p: &Params) -> HttpResult<(i64, i64)> {
 }
 
 /// `step`/`interval`: float seconds or a duration; returned in ns.
-fn parse_step(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_step(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>() {
         if !f.is_finite() || f.abs() > 1e11 {
             return Err(format!("cannot parse {s:?} to a valid duration"));

@@ -215,6 +215,34 @@ pub(crate) fn query_response(r: &QueryResponse, flags: Vec<String>) -> Response 
     json_response(serde_json::to_vec(&json!({"status": "success", "data": data})).unwrap_or_default())
 }
 
+/// One live-tail text frame: `{"streams":[...],"dropped_entries":[...]}`, with `encodingFlags`
+/// and three-element entries under the categorize flag, `dropped_entries` only when non-empty.
+pub(crate) fn tail_frame(b: &lode_model::api::TailBatch, flags: &[String]) -> String {
+    let categorize = flags.iter().any(|f| f == "categorize-labels");
+    let mut out = serde_json::Map::new();
+    if categorize {
+        out.insert("encodingFlags".into(), json!(flags));
+        out.insert("streams".into(), Value::Array(categorized_streams(&b.streams)));
+    } else {
+        out.insert("streams".into(), Value::Array(plain_streams(&b.streams)));
+    }
+    if !b.dropped.is_empty() {
+        let dropped: Vec<Value> = b
+            .dropped
+            .iter()
+            .map(|d| {
+                let labels: serde_json::Map<String, Value> = stream_pairs(&d.labels)
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
+                json!({"labels": labels, "timestamp": d.ts.to_string()})
+            })
+            .collect();
+        out.insert("dropped_entries".into(), Value::Array(dropped));
+    }
+    Value::Object(out).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

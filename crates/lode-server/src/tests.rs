@@ -31,6 +31,7 @@ fn app(auth: bool) -> (Router, Arc<Recorder>) {
     let h = Handlers {
         push: Some(rec.clone()),
         query: None,
+        tail: None,
         ingester: None,
         registry: Registry::new(),
         auth_enabled: auth,
@@ -39,6 +40,12 @@ fn app(auth: bool) -> (Router, Arc<Recorder>) {
             max_decompressed_bytes: 4096,
         },
         stopping: Arc::new(AtomicBool::new(false)),
+        metadata: None,
+        limits: Arc::new(lode_model::limits::Limits::new(Default::default())),
+        config: ConfigView {
+            current: "auth_enabled: false\nserver:\n  http_listen_port: 0\n".into(),
+            defaults: "auth_enabled: false\nserver:\n  http_listen_port: 3100\n".into(),
+        },
     };
     (router(h), rec)
 }
@@ -120,4 +127,65 @@ async fn unknown_paths_and_missing_roles_are_404() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, body) = send(&app, Request::get("/ready").body(Body::empty()).unwrap()).await;
     assert_eq!((s, body.as_str()), (StatusCode::OK, "ready\n"));
+}
+
+#[tokio::test]
+async fn config_services_and_format_query() {
+    let (app, _) = app(false);
+    let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+    let (s, body) = send(&app, get("/config")).await;
+    assert_eq!(
+        (s, body.as_str()),
+        (StatusCode::OK, "auth_enabled: false\nserver:\n  http_listen_port: 0\n")
+    );
+    let (_, body) = send(&app, get("/config?mode=diffs")).await;
+    assert_eq!(body, "server:\n  http_listen_port: 0\n");
+    let (_, body) = send(&app, get("/config?mode=defaults")).await;
+    assert!(body.contains("3100"), "{body}");
+    assert_eq!(send(&app, get("/config?mode=nope")).await.0, StatusCode::BAD_REQUEST);
+    let (s, body) = send(&app, get("/services")).await;
+    assert_eq!(
+        (s, body.as_str()),
+        (
+            StatusCode::OK,
+            "distributor => Running\nring => Running\nserver => Running\n"
+        )
+    );
+
+    let (s, body) = send(
+        &app,
+        get("/loki/api/v1/format_query?query=%7Ba%3D%22b%22%7D%20%7C%3D%20%22x%22"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "success");
+    assert!(v["data"].as_str().unwrap().starts_with("{a=\"b\"}"), "{body}");
+    let (s, body) = send(&app, get("/loki/api/v1/format_query?query=%7Ba")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "invalid-query");
+    assert!(v["error"].as_str().unwrap().starts_with("parse error"), "{body}");
+
+    // Without a querier the metadata endpoints are 404, never 5xx.
+    let (s, _) = send(&app, get("/loki/api/v1/series?match[]=%7Ba%3D%22b%22%7D")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, body) = send(&app, get("/loki/api/v1/drilldown-limits")).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["limits"]["max_entries_limit_per_query"], 5000, "{body}");
+    assert_eq!(v["pattern_ingester_enabled"], false);
+}
+
+#[tokio::test]
+async fn drilldown_limits_need_a_tenant_with_auth() {
+    let (app, _) = app(true);
+    let (s, body) = send(
+        &app,
+        Request::get("/loki/api/v1/drilldown-limits")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((s, body.as_str()), (StatusCode::UNAUTHORIZED, "no org id\n"));
 }
