@@ -109,6 +109,57 @@ impl Ring {
         Ok(out)
     }
 
+    /// The replica set for `token` when some ingesters are unhealthy: the first `rf` distinct
+    /// healthy ingesters clockwise. An unhealthy owner is skipped and the set extended to the
+    /// next healthy one, as Loki's ring does for writes, so a dead replica costs no quorum.
+    /// Fewer than `rf` come back only when fewer are healthy.
+    pub fn get_healthy(&self, token: u32, rf: usize, healthy: impl Fn(&str) -> bool) -> Result<Vec<&str>, RingError> {
+        if self.instances.is_empty() {
+            return Err(RingError::Empty);
+        }
+        let walk = self
+            .nodes
+            .get_with_replicas(&token, self.nodes.len())
+            .ok_or(RingError::Empty)?;
+        let mut seen: Vec<&str> = Vec::new();
+        let mut out: Vec<&str> = Vec::with_capacity(rf);
+        for node in &walk {
+            let id = self.canonical(&node.instance);
+            if seen.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            if healthy(id) {
+                out.push(id);
+                if out.len() == rf {
+                    break;
+                }
+            }
+            if seen.len() == self.instances.len() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Each ingester's share of the token space (for the `/ring` page), measured by placing
+    /// `samples` evenly spaced tokens.
+    pub fn ownership(&self, samples: u32) -> Vec<(String, f64)> {
+        let mut counts: std::collections::BTreeMap<&str, u64> =
+            self.instances.iter().map(|i| (i.as_str(), 0)).collect();
+        let samples = samples.max(1);
+        let step = u32::MAX / samples;
+        for k in 0..samples {
+            if let Some(node) = self.nodes.get(&(k.wrapping_mul(step))) {
+                *counts.entry(self.canonical(&node.instance)).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|(id, c)| (id.to_string(), c as f64 / f64::from(samples)))
+            .collect()
+    }
+
     fn canonical(&self, id: &str) -> &str {
         self.instances.get(id).map(String::as_str).unwrap_or_default()
     }
@@ -145,6 +196,32 @@ mod tests {
         }
         assert_eq!(r2.get(42, 3).unwrap(), a);
         assert!(matches!(r.get(42, 5), Err(RingError::TooFewInstances { .. })));
+    }
+
+    #[test]
+    fn unhealthy_owners_are_skipped_and_the_set_extended() {
+        let mut r = Ring::new(64);
+        for i in 0..4 {
+            r.add(&format!("ing-{i}"));
+        }
+        let all = r.get(7, 3).unwrap();
+        let dead = all[1].to_string();
+        let set = r.get_healthy(7, 3, |id| id != dead).unwrap();
+        assert_eq!(set.len(), 3);
+        assert!(!set.contains(&dead.as_str()));
+        assert_eq!(
+            (set[0], set[1]),
+            (all[0], all[2]),
+            "the healthy owners keep their order"
+        );
+        // With two of four dead, only two can be had.
+        let dead2 = all[0].to_string();
+        assert_eq!(r.get_healthy(7, 3, |id| id != dead && id != dead2).unwrap().len(), 2);
+        let own = r.ownership(10_000);
+        assert_eq!(own.len(), 4);
+        let total: f64 = own.iter().map(|o| o.1).sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        assert!(own.iter().all(|o| o.1 > 0.1 && o.1 < 0.4), "{own:?}");
     }
 
     #[test]
