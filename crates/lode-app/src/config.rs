@@ -203,6 +203,16 @@ impl Config {
                     .map(lode_model::time::ConfigDuration)
                     .map_err(|e| bad(&e))?
             }
+            // Loki's flags for ingest-time discovery (an empty list turns service_name off).
+            "validation.discover-service-name" => {
+                self.limits_config.discover_service_name = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
+            "validation.discover-log-levels" => self.limits_config.discover_log_levels = bool_value()?,
             _ => return Ok(false),
         }
         Ok(true)

@@ -4,6 +4,7 @@
 //! ingester its share (`Pusher`) in parallel. Valid streams are always written; refused ones are
 //! counted by reason and named in one grouped 400.
 
+pub mod discover;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -122,13 +123,20 @@ impl Distributor {
                     continue;
                 }
             };
+            let labels = discover::service_name(labels, &limits);
             let mut entries = stream.entries;
-            entries.retain_mut(|entry| match validate_entry(entry, &labels, &limits, now) {
-                Ok(()) => true,
-                Err(r) => {
-                    self.metrics.discard(r.reason, tenant, 1, entry.size());
-                    refusals.push(r.message);
-                    false
+            entries.retain_mut(|entry| {
+                discover::normalize_metadata(entry);
+                match validate_entry(entry, &labels, &limits, now) {
+                    Ok(()) => {
+                        discover::detected_level(entry, &labels, &limits);
+                        true
+                    }
+                    Err(r) => {
+                        self.metrics.discard(r.reason, tenant, 1, entry.size());
+                        refusals.push(r.message);
+                        false
+                    }
                 }
             });
             if entries.is_empty() {
@@ -313,6 +321,15 @@ mod tests {
         }
     }
 
+    /// Limits with ingest-time discovery off, so tests see exactly the labels they pushed.
+    fn no_discovery() -> LimitsConfig {
+        LimitsConfig {
+            discover_service_name: vec![],
+            discover_log_levels: false,
+            ..LimitsConfig::default()
+        }
+    }
+
     fn stream(labels: &str, entries: &[(i64, &str)]) -> PushStream {
         PushStream {
             labels: labels.into(),
@@ -322,7 +339,7 @@ mod tests {
 
     fn distributor() -> (Distributor, Arc<Recorder>) {
         let d = Distributor::new(
-            LimitsConfig::default(),
+            no_discovery(),
             1,
             128,
             &Registry::new(),
@@ -367,7 +384,7 @@ mod tests {
 
     #[tokio::test]
     async fn tenant_rate_limit_refuses_whole_requests_per_tenant() {
-        let limits = Arc::new(Limits::new(LimitsConfig::default()));
+        let limits = Arc::new(Limits::new(no_discovery()));
         // 1 KiB/s with a 2 KiB burst for "slow"; everyone else has the defaults.
         limits
             .load_overrides(
@@ -412,6 +429,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn service_name_and_detected_level_are_discovered_by_default() {
+        let d = Distributor::new(
+            LimitsConfig::default(),
+            1,
+            128,
+            &Registry::new(),
+            Discards::new(&Registry::new()),
+        );
+        let rec = Arc::new(Recorder::default());
+        d.add_ingester("local", rec.clone());
+        let now = now_nanos();
+        let mut e = Entry::new(now, "level=warn msg=slow");
+        e.metadata = vec![("http.method".into(), "GET".into())];
+        let req = PushRequest {
+            streams: vec![PushStream {
+                labels: r#"{container="api", env="prod"}"#.into(),
+                entries: vec![e],
+            }],
+        };
+        d.push("t", req).await.unwrap();
+        let got = rec.0.lock().unwrap();
+        assert_eq!(
+            got[0].labels.to_string(),
+            r#"{container="api", env="prod", service_name="api"}"#
+        );
+        assert_eq!(
+            got[0].entries[0].metadata,
+            [
+                ("http_method".to_string(), "GET".to_string()),
+                ("detected_level".to_string(), "warn".to_string())
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn empty_request_is_422() {
         let (d, _) = distributor();
         let err = d.push("t", PushRequest::default()).await.unwrap_err();
@@ -424,7 +476,7 @@ mod tests {
     #[tokio::test]
     async fn no_ingester_is_unavailable_not_client_error() {
         let d = Distributor::new(
-            LimitsConfig::default(),
+            no_discovery(),
             1,
             128,
             &Registry::new(),

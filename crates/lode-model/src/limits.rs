@@ -51,6 +51,56 @@ pub struct LimitsConfig {
     pub per_stream_rate_limit_burst: ByteSize,
     /// Most active streams a tenant may have in an ingester; 0 disables the check.
     pub max_global_streams_per_user: usize,
+    /// Labels whose value becomes `service_name` (first present wins; none: `unknown_service`)
+    /// when a stream has none. Empty turns discovery off.
+    pub discover_service_name: Vec<String>,
+    /// Add `detected_level` structured metadata to every entry.
+    pub discover_log_levels: bool,
+    /// Label, metadata and line fields a level is read from, in order.
+    pub log_level_fields: Vec<String>,
+}
+
+/// Loki's default `discover_service_name` list.
+pub fn default_service_name_labels() -> Vec<String> {
+    [
+        "service",
+        "app",
+        "application",
+        "app_name",
+        "name",
+        "app_kubernetes_io_name",
+        "container",
+        "container_name",
+        "k8s_container_name",
+        "component",
+        "workload",
+        "job",
+        "k8s_job_name",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Loki's default `log_level_fields`.
+pub fn default_level_fields() -> Vec<String> {
+    [
+        "level",
+        "LEVEL",
+        "Level",
+        "log.level",
+        "severity",
+        "SEVERITY",
+        "Severity",
+        "SeverityText",
+        "lvl",
+        "LVL",
+        "Lvl",
+        "severity_text",
+        "Severity_Text",
+        "SEVERITY_TEXT",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 impl Default for LimitsConfig {
@@ -76,6 +126,9 @@ impl Default for LimitsConfig {
             per_stream_rate_limit: ByteSize(3 << 20),
             per_stream_rate_limit_burst: ByteSize(15 << 20),
             max_global_streams_per_user: 5000,
+            discover_service_name: default_service_name_labels(),
+            discover_log_levels: true,
+            log_level_fields: default_level_fields(),
         }
     }
 }

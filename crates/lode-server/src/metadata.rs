@@ -339,9 +339,9 @@ pub(crate) async fn drilldown_limits(axum::extract::State(h): State, headers: He
     let tenant = tenant(&h, &headers)?;
     let l = h.limits.tenant(&tenant);
     let limits = json!({
-        "discover_log_levels": false,
-        "discover_service_name": [],
-        "log_level_fields": ["level", "LEVEL", "Level", "Severity", "severity", "SEVERITY", "lvl", "LVL", "Lvl", "severity_text", "Severity_Text", "SEVERITY_TEXT"],
+        "discover_log_levels": l.discover_log_levels,
+        "discover_service_name": l.discover_service_name,
+        "log_level_fields": l.log_level_fields,
         "max_entries_limit_per_query": l.max_entries_limit_per_query,
         "max_line_size_truncate": l.max_line_size_truncate,
         "max_query_bytes_read": "0B",

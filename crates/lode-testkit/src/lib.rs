@@ -45,6 +45,13 @@ impl LodeProcess {
     /// Starts `bin` (the `lode` binary) with its data under `data` and extra flags.
     pub async fn start(bin: &str, data: &DataDir, extra: &[&str]) -> anyhow::Result<LodeProcess> {
         let mut cmd = Command::new(bin);
+        // Ingest-time discovery (on by default, as in Loki) adds `service_name` and
+        // `detected_level` to what tests push; tests see exactly their own labels unless they
+        // pass a `-validation.discover...` flag themselves.
+        if !extra.iter().any(|a| a.starts_with("-validation.discover")) {
+            cmd.arg("-validation.discover-service-name=")
+                .arg("-validation.discover-log-levels=false");
+        }
         cmd.arg("-server.http-listen-address=127.0.0.1")
             .arg("-server.http-listen-port=0")
             .arg(format!("-common.path-prefix={}", data.path().display()))
@@ -109,6 +116,11 @@ impl LodeProcess {
     /// `http://host:port` of the running process.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The process id, for reading the server's CPU time and memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Where the object store keeps its files.
