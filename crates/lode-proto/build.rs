@@ -11,7 +11,7 @@ use std::process::Command;
 use prost::Message;
 
 /// Proto files under the workspace's `proto/` directory, compiled in one protoc run.
-const PROTOS: &[&str] = &["push.proto"];
+const PROTOS: &[&str] = &["push.proto", "ingester.proto"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");

@@ -19,6 +19,12 @@ pub enum ProtoError {
         nanos: i32,
         reason: &'static str,
     },
+    /// A stream's label text that does not parse as a label set.
+    #[error("invalid labels {labels}: {reason}")]
+    InvalidLabels { labels: String, reason: String },
+    /// An enum value this version does not know.
+    #[error("invalid {field}: {value}")]
+    InvalidEnum { field: &'static str, value: i32 },
 }
 
 impl ProtoError {
@@ -133,7 +139,7 @@ impl From<PushRequest> for logproto::PushRequest {
     }
 }
 
-fn entry_to_proto(e: &Entry) -> logproto::EntryAdapter {
+pub(crate) fn entry_to_proto(e: &Entry) -> logproto::EntryAdapter {
     logproto::EntryAdapter {
         timestamp: Some(nanos_to_timestamp(e.ts)),
         line: e.line.clone(),

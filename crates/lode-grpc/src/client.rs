@@ -1,0 +1,469 @@
+//! The client side: [`IngesterClient`] implements the role traits (`Pusher`, `LogQuerier`,
+//! `TailSource`) over one ingester's gRPC address, so a distributor or querier holds it where the
+//! single binary holds the in-process ingester. [`ClientPool`] keeps one client per address.
+//!
+//! The channel connects lazily and reconnects after the ingester went away; every call has the
+//! `remote_timeout` deadline (sent to the server as `grpc-timeout`, and enforced here over the
+//! whole streamed answer). Errors keep the ingester's code and message (`lode_proto::status`);
+//! transport failures are `Unavailable`, an expired deadline `Timeout`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lode_model::api::{
+    LabelRequest, LogQuerier, LogSelect, Pusher, QueryStats, SampleResult, SampleSelect, SampleSeries, SelectResult,
+    StreamBatch, StreamSummary, StreamsRequest, TailBatch, TailReceiver, TailSource,
+};
+use lode_model::{ApiError, ErrorCode, Stream};
+use lode_proto::convert_ingester::{label_request_into_proto, push_into_proto, stream_from_proto};
+use lode_proto::ingester::ingester_client::IngesterClient as GrpcClient;
+use lode_proto::{ProtoError, ingester as pb, status};
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use crate::batch::{Assembler, Batch};
+use crate::config::{IngesterClientConfig, as_usize};
+use crate::{GrpcError, TENANT_HEADER};
+
+/// Batches a live tail may have queued on this side before the gRPC stream is held back.
+const TAIL_QUEUE: usize = 64;
+
+/// One ingester, reached over gRPC. Cheap to clone; clones share the connection.
+#[derive(Clone)]
+pub struct IngesterClient {
+    addr: String,
+    /// `ingester <addr>`, the prefix of transport errors.
+    context: String,
+    grpc: GrpcClient<Channel>,
+    remote_timeout: Duration,
+    max_send: usize,
+}
+
+impl std::fmt::Debug for IngesterClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngesterClient").field("addr", &self.addr).finish()
+    }
+}
+
+impl IngesterClient {
+    /// A client for `addr` (`host:port`, or a `http://` URI). Nothing is dialled until the
+    /// first call; must be called inside a Tokio runtime (the channel's worker task starts).
+    pub fn new(addr: &str, cfg: &IngesterClientConfig) -> Result<Self, GrpcError> {
+        let uri = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let invalid = |reason: String| GrpcError::InvalidAddress {
+            addr: addr.to_string(),
+            reason,
+        };
+        let endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| invalid(e.to_string()))?
+            .connect_timeout(cfg.grpc_client_config.connect_timeout.0)
+            .tcp_nodelay(true);
+        if endpoint.uri().port_u16().is_none() {
+            return Err(invalid("no port".to_string()));
+        }
+        let g = &cfg.grpc_client_config;
+        let grpc = GrpcClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(as_usize(g.max_recv_msg_size))
+            .max_encoding_message_size(as_usize(g.max_send_msg_size));
+        Ok(IngesterClient {
+            addr: addr.to_string(),
+            context: format!("ingester {addr}"),
+            grpc,
+            remote_timeout: cfg.remote_timeout(),
+            max_send: as_usize(g.max_send_msg_size),
+        })
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn request<T>(&self, tenant: &str, msg: T) -> Result<Request<T>, ApiError> {
+        let mut req = Request::new(msg);
+        let value = MetadataValue::try_from(tenant)
+            .map_err(|_| ApiError::bad_request(format!("invalid org id: {tenant:?}")))?;
+        req.metadata_mut().insert(TENANT_HEADER, value);
+        req.set_timeout(self.remote_timeout);
+        Ok(req)
+    }
+
+    fn status(&self, s: &Status) -> ApiError {
+        status::from_status(s, &self.context)
+    }
+
+    fn bad_answer(&self, e: ProtoError) -> ApiError {
+        ApiError::internal(format!("{}: invalid answer: {e}", self.context))
+    }
+
+    /// Runs one call under the `remote_timeout` deadline.
+    async fn deadline<T>(&self, call: impl Future<Output = Result<T, ApiError>>) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.remote_timeout, call).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiError::new(
+                ErrorCode::Timeout,
+                format!("{}: no answer within {:?}", self.context, self.remote_timeout),
+            )),
+        }
+    }
+
+    async fn push_one(&self, tenant: &str, streams: Vec<StreamBatch>) -> Result<(), ApiError> {
+        let req = self.request(tenant, push_into_proto(streams))?;
+        let mut grpc = self.grpc.clone();
+        self.deadline(async { grpc.push(req).await.map(|_| ()).map_err(|s| self.status(&s)) })
+            .await
+    }
+}
+
+/// Bytes an entry of a push counts for when splitting a push to fit `max_send_msg_size`.
+fn push_entry_size(e: &lode_model::Entry) -> usize {
+    e.size() + e.metadata.len() * 8 + 24
+}
+
+/// Splits a push into requests of about `budget` bytes, keeping each stream's entries in order.
+fn split_push(streams: Vec<StreamBatch>, budget: usize) -> Vec<Vec<StreamBatch>> {
+    let mut parts = vec![Vec::new()];
+    let mut used = 0;
+    for s in streams {
+        let head = s
+            .labels
+            .pairs()
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 8)
+            .sum::<usize>()
+            + 16;
+        let mut cur = StreamBatch {
+            labels: s.labels.clone(),
+            entries: Vec::new(),
+        };
+        used += head;
+        for e in s.entries {
+            let size = push_entry_size(&e);
+            if used + size > budget && (!cur.entries.is_empty() || parts.last().is_some_and(|p| !p.is_empty())) {
+                if !cur.entries.is_empty() {
+                    let next = StreamBatch {
+                        labels: s.labels.clone(),
+                        entries: Vec::new(),
+                    };
+                    if let Some(p) = parts.last_mut() {
+                        p.push(std::mem::replace(&mut cur, next));
+                    }
+                }
+                parts.push(Vec::new());
+                used = head;
+            }
+            used += size;
+            cur.entries.push(e);
+        }
+        if let Some(p) = parts.last_mut() {
+            p.push(cur);
+        }
+    }
+    parts
+}
+
+#[async_trait]
+impl Pusher for IngesterClient {
+    /// A push larger than half of `max_send_msg_size` goes as several requests, one after the
+    /// other. As with one request, what can be stored is stored: a client error (400, 429) of
+    /// one part does not stop the others and comes back with the parts' messages joined; a
+    /// server fault stops the push.
+    async fn push(&self, tenant: &str, streams: Vec<StreamBatch>) -> Result<(), ApiError> {
+        let total: usize = streams
+            .iter()
+            .map(|s| s.entries.iter().map(push_entry_size).sum::<usize>() + 64)
+            .sum();
+        if total <= self.max_send / 2 {
+            return self.push_one(tenant, streams).await;
+        }
+        let mut refused: Option<ApiError> = None;
+        for part in split_push(streams, self.max_send / 2) {
+            match self.push_one(tenant, part).await {
+                Ok(()) => {}
+                Err(e) if e.code.is_client_error() => match &mut refused {
+                    None => refused = Some(e),
+                    Some(r) => {
+                        if e.code == ErrorCode::TooManyRequests {
+                            r.code = e.code;
+                        }
+                        r.message.push('\n');
+                        r.message.push_str(&e.message);
+                    }
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        refused.map_or(Ok(()), Err)
+    }
+}
+
+#[async_trait]
+impl LogQuerier for IngesterClient {
+    async fn select_logs(&self, tenant: &str, req: &LogSelect) -> Result<SelectResult, ApiError> {
+        let req = self.request(tenant, pb::QueryRequest::from(req))?;
+        let mut grpc = self.grpc.clone();
+        self.deadline(async {
+            let mut stream = grpc.query(req).await.map_err(|s| self.status(&s))?.into_inner();
+            let mut asm = Assembler::new();
+            let mut stats = QueryStats::default();
+            while let Some(msg) = stream.message().await.map_err(|s| self.status(&s))? {
+                if let Some(s) = msg.stats {
+                    stats.merge(&s.into());
+                }
+                let groups = msg
+                    .streams
+                    .into_iter()
+                    .map(|s| stream_from_proto(s).map(|s| (s.labels, s.entries)))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| self.bad_answer(e))?;
+                asm.add(Batch {
+                    groups,
+                    first_continues: msg.first_continues,
+                });
+            }
+            let streams = asm
+                .finish()
+                .into_iter()
+                .map(|(labels, entries)| Stream { labels, entries })
+                .collect();
+            Ok(SelectResult { streams, stats })
+        })
+        .await
+    }
+
+    async fn select_samples(&self, tenant: &str, req: &SampleSelect) -> Result<SampleResult, ApiError> {
+        let req = self.request(tenant, pb::SampleQueryRequest::from(req))?;
+        let mut grpc = self.grpc.clone();
+        self.deadline(async {
+            let mut stream = grpc.query_sample(req).await.map_err(|s| self.status(&s))?.into_inner();
+            let mut asm = Assembler::new();
+            let mut stats = QueryStats::default();
+            while let Some(msg) = stream.message().await.map_err(|s| self.status(&s))? {
+                if let Some(s) = msg.stats {
+                    stats.merge(&s.into());
+                }
+                asm.add(Batch {
+                    groups: msg
+                        .series
+                        .into_iter()
+                        .map(|s| {
+                            let s = SampleSeries::from(s);
+                            (s.labels, s.samples)
+                        })
+                        .collect(),
+                    first_continues: msg.first_continues,
+                });
+            }
+            let series = asm
+                .finish()
+                .into_iter()
+                .map(|(labels, samples)| SampleSeries { labels, samples })
+                .collect();
+            Ok(SampleResult { series, stats })
+        })
+        .await
+    }
+
+    async fn label_names(&self, tenant: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.labels(tenant, None, req).await
+    }
+
+    async fn label_values(&self, tenant: &str, name: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.labels(tenant, Some(name), req).await
+    }
+
+    async fn stream_summaries(&self, tenant: &str, req: &StreamsRequest) -> Result<Vec<StreamSummary>, ApiError> {
+        let req = self.request(tenant, pb::SeriesRequest::from(req))?;
+        let mut grpc = self.grpc.clone();
+        self.deadline(async {
+            let mut stream = grpc.series(req).await.map_err(|s| self.status(&s))?.into_inner();
+            let mut out = Vec::new();
+            while let Some(msg) = stream.message().await.map_err(|s| self.status(&s))? {
+                out.extend(msg.streams.into_iter().map(StreamSummary::from));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl IngesterClient {
+    async fn labels(&self, tenant: &str, name: Option<&str>, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
+        let req = self.request(tenant, label_request_into_proto(name, req))?;
+        let mut grpc = self.grpc.clone();
+        self.deadline(async {
+            let resp = grpc.label(req).await.map_err(|s| self.status(&s))?;
+            Ok(resp.into_inner().values)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TailSource for IngesterClient {
+    /// The subscription is made under the deadline; its batches then arrive for as long as the
+    /// ingester and the receiver live. The receiver ends when the stream does (the ingester
+    /// went away or failed: the reason is logged); dropping it cancels the call.
+    async fn subscribe(&self, tenant: &str, query: &str) -> Result<TailReceiver, ApiError> {
+        let mut req = self.request(
+            tenant,
+            pb::TailRequest {
+                query: query.to_string(),
+            },
+        )?;
+        // The deadline covers the subscription, not the tail's lifetime.
+        req.metadata_mut().remove("grpc-timeout");
+        let mut grpc = self.grpc.clone();
+        let mut stream = self
+            .deadline(async { grpc.tail(req).await.map_err(|s| self.status(&s)) })
+            .await?
+            .into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel(TAIL_QUEUE);
+        let context = self.context.clone();
+        tokio::spawn(async move {
+            loop {
+                let msg = tokio::select! {
+                    _ = tx.closed() => break,
+                    msg = stream.message() => msg,
+                };
+                let batch = match msg {
+                    Ok(Some(m)) => TailBatch::try_from(m),
+                    Ok(None) => break,
+                    Err(s) => {
+                        let e = status::from_status(&s, &context);
+                        tracing::warn!(error = %e, "tail: stream from ingester ended");
+                        break;
+                    }
+                };
+                match batch {
+                    Ok(b) => {
+                        if tx.send(b).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(ingester = %context, error = %e, "tail: invalid batch from ingester");
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// One client per ingester address, created on first use and shared by every caller.
+pub struct ClientPool {
+    cfg: IngesterClientConfig,
+    clients: Mutex<HashMap<String, Arc<IngesterClient>>>,
+}
+
+impl ClientPool {
+    pub fn new(cfg: IngesterClientConfig) -> Self {
+        ClientPool {
+            cfg,
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `addr`, created (without dialling) if there is none yet. Call it inside a
+    /// Tokio runtime: a channel's worker task starts with it.
+    pub fn get(&self, addr: &str) -> Result<Arc<IngesterClient>, GrpcError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(IngesterClient::new(addr, &self.cfg)?);
+        clients.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Forgets the client of an address that left the ring; calls in flight finish.
+    pub fn remove(&self, addr: &str) -> bool {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(addr)
+            .is_some()
+    }
+
+    /// Keeps only the clients whose address `keep` accepts (the ring's current members).
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|addr, _| keep(addr));
+    }
+
+    /// Addresses with a client, sorted.
+    pub fn addresses(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lode_model::{Entry, Labels};
+
+    #[test]
+    fn pushes_split_in_order_and_complete() {
+        let stream = |l: &str, n: usize| StreamBatch {
+            labels: Labels::parse(l).unwrap(),
+            entries: (0..n).map(|i| Entry::new(i as i64, "x".repeat(100))).collect(),
+        };
+        let input = vec![
+            stream(r#"{a="1"}"#, 30),
+            stream(r#"{a="2"}"#, 1),
+            stream(r#"{a="3"}"#, 12),
+        ];
+        let parts = split_push(input.clone(), 1000);
+        assert!(parts.len() > 4, "{}", parts.len());
+        for p in &parts {
+            let size: usize = p.iter().flat_map(|s| &s.entries).map(push_entry_size).sum();
+            assert!(size <= 1000, "{size}");
+            assert!(p.iter().all(|s| !s.entries.is_empty()));
+        }
+        // Concatenated, the parts are the input.
+        let mut joined: Vec<StreamBatch> = Vec::new();
+        for s in parts.into_iter().flatten() {
+            match joined.last_mut() {
+                Some(l) if l.labels == s.labels => l.entries.extend(s.entries),
+                _ => joined.push(s),
+            }
+        }
+        assert_eq!(joined, input);
+    }
+
+    /// A channel needs a runtime to exist in, even before it dials.
+    #[tokio::test]
+    async fn pool_shares_clients_and_checks_addresses() {
+        let pool = ClientPool::new(IngesterClientConfig::default());
+        let a = pool.get("127.0.0.1:9095").unwrap();
+        let b = pool.get("127.0.0.1:9095").unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        pool.get("http://127.0.0.1:9096").unwrap();
+        assert_eq!(pool.addresses(), ["127.0.0.1:9095", "http://127.0.0.1:9096"]);
+        assert!(pool.remove("127.0.0.1:9095"));
+        pool.retain(|_| false);
+        assert!(pool.addresses().is_empty());
+        let err = pool.get("127.0.0.1").unwrap_err();
+        assert_eq!(err.to_string(), "invalid ingester address 127.0.0.1: no port");
+        assert!(pool.get("not an address:1").is_err());
+    }
+}
