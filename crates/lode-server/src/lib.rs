@@ -64,6 +64,7 @@ pub fn router(h: Handlers) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(push::push_v1))
         .route("/api/prom/push", post(push::push_legacy))
+        .route("/otlp/v1/logs", post(push::push_otlp))
         .route(
             "/loki/api/v1/query_range",
             get(query::query_range).post(query::query_range),

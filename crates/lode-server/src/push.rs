@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use lode_model::{ApiError, ErrorCode};
 
 use crate::http::{HttpError, HttpResult, tenant};
-use crate::push_decode::decode_push;
+use crate::push_decode::{decode_otlp, decode_push};
 use crate::{Handlers, State};
 
 pub(crate) async fn push_v1(
@@ -15,7 +15,16 @@ pub(crate) async fn push_v1(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResult<StatusCode> {
-    push(&h, &headers, body, false).await
+    push(&h, &headers, body, Format::V1).await
+}
+
+/// `POST /otlp/v1/logs`: OpenTelemetry logs, mapped to streams as Loki does.
+pub(crate) async fn push_otlp(
+    axum::extract::State(h): State,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> HttpResult<StatusCode> {
+    push(&h, &headers, body, Format::Otlp).await
 }
 
 pub(crate) async fn push_legacy(
@@ -23,14 +32,21 @@ pub(crate) async fn push_legacy(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> HttpResult<StatusCode> {
-    push(&h, &headers, body, true).await
+    push(&h, &headers, body, Format::Legacy).await
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    V1,
+    Legacy,
+    Otlp,
 }
 
 async fn push(
     h: &Handlers,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    legacy: bool,
+    format: Format,
 ) -> HttpResult<StatusCode> {
     let Some(handler) = &h.push else {
         return Err(HttpError(ApiError::new(
@@ -58,13 +74,11 @@ async fn push(
         }
     })?;
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let req = decode_push(
-        &body,
-        header_str(header::CONTENT_TYPE),
-        header_str(header::CONTENT_ENCODING),
-        legacy,
-        &h.decode_limits,
-    )
+    let (ct, ce) = (header_str(header::CONTENT_TYPE), header_str(header::CONTENT_ENCODING));
+    let req = match format {
+        Format::Otlp => decode_otlp(&body, ct, ce, &h.decode_limits),
+        _ => decode_push(&body, ct, ce, format == Format::Legacy, &h.decode_limits),
+    }
     .map_err(|e| HttpError(e.into()))?;
     handler.push(&tenant, req).await?;
     Ok(StatusCode::NO_CONTENT)

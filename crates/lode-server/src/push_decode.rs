@@ -13,6 +13,7 @@
 mod json;
 mod lenient;
 mod media_type;
+mod otlp;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -152,6 +153,31 @@ pub fn decode_push(
         drop(body);
         decode_protobuf(&raw)
     }
+}
+
+/// Decodes an OTLP/HTTP logs body (`POST /otlp/v1/logs`): protobuf, or JSON for
+/// `application/json`; `gzip` content encoding as OTLP exporters send it; the same size caps.
+pub fn decode_otlp(
+    body: &[u8],
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    limits: &DecodeLimits,
+) -> Result<PushRequest, DecodeError> {
+    if body.len() > limits.max_recv_bytes {
+        return Err(DecodeError::BodyTooLarge {
+            size: body.len() as u64,
+            max: limits.max_recv_bytes as u64,
+        });
+    }
+    let max = limits.max_decompressed_bytes.min(isize::MAX as usize);
+    let body: Cow<'_, [u8]> = match content_encoding.unwrap_or("") {
+        "" | "identity" => Cow::Borrowed(body),
+        "gzip" => Cow::Owned(decompress::gzip(body, max)?),
+        "deflate" => Cow::Owned(decompress::deflate(body, max)?),
+        other => return Err(DecodeError::UnsupportedEncoding(other.to_string())),
+    };
+    let media_type = media_type::parse_media_type(content_type.unwrap_or("")).map_err(DecodeError::MediaType)?;
+    otlp::decode(&body, media_type == "application/json")
 }
 
 /// Decodes an uncompressed `logproto.PushRequest`.

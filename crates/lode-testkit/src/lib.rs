@@ -4,6 +4,7 @@
 //! HTTP API to it. `bodies` builds push requests independently of Lode's encoders; `s3` starts a real S3-compatible server for the object-store tests.
 
 pub mod bodies;
+pub mod python;
 mod s3;
 pub use s3::S3Server;
 

@@ -18,48 +18,9 @@ pub struct S3Server {
     pub bucket: String,
 }
 
-fn venv_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/moto-venv")
-}
-
-/// Installs moto once; concurrent test processes wait on a lock directory.
+/// Installs moto once (see [`crate::python::venv`]).
 fn ensure_moto() -> anyhow::Result<PathBuf> {
-    let venv = venv_dir();
-    let bin = venv.join("bin/moto_server");
-    if bin.exists() {
-        return Ok(bin);
-    }
-    let lock = venv.with_extension("lock");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while std::fs::create_dir_all(lock.parent().context("no parent")?).is_ok() && std::fs::create_dir(&lock).is_err() {
-        if bin.exists() {
-            return Ok(bin);
-        }
-        if Instant::now() > deadline {
-            bail!("timed out waiting for another process to install moto (remove {lock:?} if stale)");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let result = (|| {
-        if !bin.exists() {
-            let ok = Command::new("python3")
-                .arg("-m")
-                .arg("venv")
-                .arg(&venv)
-                .status()?
-                .success()
-                && Command::new(venv.join("bin/pip"))
-                    .args(["install", "-q", MOTO])
-                    .status()?
-                    .success();
-            if !ok || !bin.exists() {
-                bail!("could not install {MOTO} into {venv:?} (needs python3 with venv and PyPI)");
-            }
-        }
-        Ok(bin.clone())
-    })();
-    let _ = std::fs::remove_dir(&lock);
-    result
+    Ok(crate::python::venv("moto-venv", &[MOTO], "bin/moto_server")?.join("bin/moto_server"))
 }
 
 fn free_port() -> anyhow::Result<u16> {
