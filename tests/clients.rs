@@ -1,4 +1,5 @@
-//! Real clients from PyPI push to the real binary: python-logging-loki (Loki's push API) and the
+//! Real clients from PyPI push to the real binary: python-logging-loki and loki-logger-handler
+//! (Loki's push API, plain and gzip JSON) and the
 //! OpenTelemetry Python SDK's OTLP/HTTP log exporter (`/otlp/v1/logs`). Installed once into
 //! `target/clients-venv`.
 #![allow(clippy::unwrap_used)]
@@ -12,12 +13,15 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_lode");
 const PACKAGES: &[&str] = &[
     "python-logging-loki==0.3.1",
+    "loki-logger-handler==1.1.2",
     "opentelemetry-sdk==1.45.2",
     "opentelemetry-exporter-otlp-proto-http==1.45.2",
 ];
 
 fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/clients")
+        .join(name)
 }
 
 fn run(venv: &std::path::Path, name: &str, base: &str) {
@@ -44,9 +48,7 @@ async fn one_stream(p: &LodeProcess, query: &str) -> Value {
 
 #[tokio::test]
 async fn python_logging_loki_and_the_opentelemetry_sdk_push_unchanged() {
-    let venv = python::venv("clients-venv", PACKAGES, "bin/opentelemetry-bootstrap")
-        .or_else(|_| python::venv("clients-venv", PACKAGES, "bin/python"))
-        .unwrap();
+    let venv = python::venv("clients-venv", PACKAGES).unwrap();
     let data = DataDir::new().unwrap();
     // Loki's defaults: discovery on, as these clients would meet it.
     let p = LodeProcess::start(BIN, &data, &["-validation.discover-log-levels=true"])
@@ -60,6 +62,21 @@ async fn python_logging_loki_and_the_opentelemetry_sdk_push_unchanged() {
     assert_eq!(s["stream"]["logger"], "lode-test");
     assert_eq!(s["stream"]["service_name"], "checkout");
     assert_eq!(s["values"][0][1], "hello from python-logging-loki");
+
+    // A second Loki client: gzip JSON with structured metadata.
+    run(&venv, "loki_logger_handler_push.py", p.base());
+    let s = one_stream(&p, r#"{application="pyhandler"} |= "loki-logger-handler""#).await;
+    assert!(
+        s["values"][0][1]
+            .as_str()
+            .unwrap()
+            .contains("hello from loki-logger-handler"),
+        "{s}"
+    );
+    assert_eq!(
+        s["stream"]["team"], "core",
+        "metadata shows as labels without categorize: {s}"
+    );
 
     run(&venv, "otel_logs.py", p.base());
     let s = one_stream(&p, r#"{service_name="otel-py"} | detected_level="warn""#).await;

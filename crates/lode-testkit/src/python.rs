@@ -8,11 +8,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// The virtualenv `target/<name>` with `packages` installed; returns its directory. `probe` is
-/// a file inside the venv that exists once installation has succeeded.
-pub fn venv(name: &str, packages: &[&str], probe: &str) -> anyhow::Result<PathBuf> {
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target").join(name);
-    let done = venv.join(probe);
+/// The virtualenv `target/<name>` with `packages` installed; returns its directory. A marker
+/// file named after the package list records a finished install, so changing the list
+/// installs again.
+pub fn venv(name: &str, packages: &[&str]) -> anyhow::Result<PathBuf> {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target")
+        .join(name);
+    let done = venv.join(format!(
+        ".installed-{:08x}",
+        crc32fast::hash(packages.join(" ").as_bytes())
+    ));
     if done.exists() {
         return Ok(venv);
     }
@@ -29,12 +35,20 @@ pub fn venv(name: &str, packages: &[&str], probe: &str) -> anyhow::Result<PathBu
     }
     let result = (|| {
         if !done.exists() {
-            let ok = Command::new("python3").arg("-m").arg("venv").arg(&venv).status()?.success()
+            let ok = Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv)
+                .status()?
+                .success()
                 && Command::new(venv.join("bin/pip"))
                     .args(["install", "-q"])
                     .args(packages)
                     .status()?
                     .success();
+            if ok {
+                std::fs::write(&done, packages.join("\n"))?;
+            }
             if !ok || !done.exists() {
                 bail!("could not install {packages:?} into {venv:?} (needs python3 with venv and PyPI)");
             }

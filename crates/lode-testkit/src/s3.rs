@@ -20,7 +20,7 @@ pub struct S3Server {
 
 /// Installs moto once (see [`crate::python::venv`]).
 fn ensure_moto() -> anyhow::Result<PathBuf> {
-    Ok(crate::python::venv("moto-venv", &[MOTO], "bin/moto_server")?.join("bin/moto_server"))
+    Ok(crate::python::venv("moto-venv", &[MOTO])?.join("bin/moto_server"))
 }
 
 fn free_port() -> anyhow::Result<u16> {

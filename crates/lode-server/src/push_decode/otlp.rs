@@ -215,7 +215,11 @@ mod tests {
         ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 resource: Some(Resource {
-                    attributes: vec![kv("service.name", "checkout"), kv("k8s.pod.name", "co-1"), kv("host.arch", "amd64")],
+                    attributes: vec![
+                        kv("service.name", "checkout"),
+                        kv("k8s.pod.name", "co-1"),
+                        kv("host.arch", "amd64"),
+                    ],
                     ..Default::default()
                 }),
                 scope_logs: vec![ScopeLogs {
@@ -277,15 +281,18 @@ mod tests {
         let from_json = decode(&json, true).unwrap();
         assert_eq!(from_pb, from_json);
         // OTLP JSON as collectors send it: camelCase, string nanos, hex ids.
-        let body = br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},
+        let body =
+            br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},
           "scopeLogs":[{"logRecords":[{"timeUnixNano":"1700000000000000000","body":{"stringValue":"hi"},
           "traceId":"5b8efff798038103d269b633813fc60c","severityNumber":9}]}]}]}"#;
         let p = decode(body, true).unwrap();
         assert_eq!(p.streams[0].labels, r#"{service_name="api"}"#);
         assert_eq!(p.streams[0].entries[0].ts, 1_700_000_000_000_000_000);
-        assert!(p.streams[0].entries[0]
-            .metadata
-            .contains(&("trace_id".into(), "5b8efff798038103d269b633813fc60c".into())));
+        assert!(
+            p.streams[0].entries[0]
+                .metadata
+                .contains(&("trace_id".into(), "5b8efff798038103d269b633813fc60c".into()))
+        );
         assert!(decode(b"{not json", true).is_err());
         assert!(decode(&[0xff, 0xff, 0xff], false).is_err());
     }
