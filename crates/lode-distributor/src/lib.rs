@@ -67,6 +67,8 @@ pub struct Distributor {
     replication_factor: usize,
     ring: RwLock<Ring>,
     clients: RwLock<HashMap<String, Arc<dyn Pusher>>>,
+    /// Ingesters that take writes (ACTIVE); the others are skipped and the replica set extended.
+    writable: RwLock<std::collections::HashSet<String>>,
     metrics: Metrics,
 }
 
@@ -84,6 +86,7 @@ impl Distributor {
             replication_factor: replication_factor.max(1),
             ring: RwLock::new(Ring::new(tokens_per_instance)),
             clients: RwLock::new(HashMap::new()),
+            writable: RwLock::new(std::collections::HashSet::new()),
             metrics: Metrics::new(registry, discards),
         }
     }
@@ -95,6 +98,35 @@ impl Distributor {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_string(), client);
         self.ring.write().unwrap_or_else(|p| p.into_inner()).add(id);
+        self.writable
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string());
+    }
+
+    /// Replaces the ingesters on the ring (a cluster's membership view): `(id, client, takes
+    /// writes)`. Members that left are removed; members that are only unhealthy or not ACTIVE
+    /// stay on the ring (so placement does not move) but receive no writes.
+    pub fn set_ingesters(&self, members: Vec<(String, Arc<dyn Pusher>, bool)>) {
+        let ids: std::collections::HashSet<String> = members.iter().map(|m| m.0.clone()).collect();
+        {
+            let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
+            let gone: Vec<String> = ring
+                .instances()
+                .filter(|i| !ids.contains(*i))
+                .map(str::to_string)
+                .collect();
+            for id in gone {
+                ring.remove(&id);
+            }
+            for id in &ids {
+                ring.add(id);
+            }
+        }
+        *self.writable.write().unwrap_or_else(|p| p.into_inner()) =
+            members.iter().filter(|m| m.2).map(|m| m.0.clone()).collect();
+        *self.clients.write().unwrap_or_else(|p| p.into_inner()) =
+            members.into_iter().map(|(id, c, _)| (id, c)).collect();
     }
 
     /// Validates every stream; returns the valid ones (same labels merged, in arrival order) and
@@ -167,13 +199,24 @@ impl Distributor {
     async fn send(&self, tenant: &str, batches: Vec<StreamBatch>) -> Result<(Vec<String>, bool), ApiError> {
         let rf = self.replication_factor;
         let n = batches.len();
+        let quorum = rf / 2 + 1;
         let mut per_instance: HashMap<String, (Vec<usize>, Vec<StreamBatch>)> = HashMap::new();
         {
             let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
+            let writable = self.writable.read().unwrap_or_else(|p| p.into_inner());
             for (i, batch) in batches.into_iter().enumerate() {
                 let owners = ring
-                    .get(ring_token(tenant, &batch.labels), rf)
+                    .get_healthy(ring_token(tenant, &batch.labels), rf, |id| writable.contains(id))
                     .map_err(|e| ApiError::new(ErrorCode::Unavailable, e.to_string()))?;
+                if owners.len() < quorum {
+                    return Err(ApiError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "at least {quorum} healthy ingesters are needed for replication factor {rf}, found {}",
+                            owners.len()
+                        ),
+                    ));
+                }
                 // Every replica but the last gets a copy; the last takes the batch itself.
                 let mut batch = Some(batch);
                 for (k, owner) in owners.iter().enumerate() {
@@ -208,7 +251,6 @@ impl Distributor {
             }
         });
         let results = futures::future::join_all(calls).await;
-        let quorum = rf / 2 + 1;
         let mut acks = vec![0usize; n];
         let mut client_messages: Vec<String> = Vec::new();
         let mut limited = false;
@@ -461,6 +503,41 @@ mod tests {
                 ("detected_level".to_string(), "warn".to_string())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn replicas_skip_ingesters_that_take_no_writes_and_need_a_quorum() {
+        let d = Distributor::new(no_discovery(), 3, 64, &Registry::new(), Discards::new(&Registry::new()));
+        let recs: Vec<Arc<Recorder>> = (0..4).map(|_| Arc::new(Recorder::default())).collect();
+        let members = |writable: &[bool]| -> Vec<(String, Arc<dyn Pusher>, bool)> {
+            recs.iter()
+                .enumerate()
+                .map(|(i, r)| (format!("ing-{i}"), r.clone() as Arc<dyn Pusher>, writable[i]))
+                .collect()
+        };
+        d.set_ingesters(members(&[true, false, true, true]));
+        let now = now_nanos();
+        let req = |n: usize| PushRequest {
+            streams: (0..n)
+                .map(|i| stream(&format!(r#"{{job="j{i}"}}"#), &[(now, "x")]))
+                .collect(),
+        };
+        d.push("t", req(20)).await.unwrap();
+        let counts: Vec<usize> = recs.iter().map(|r| r.0.lock().unwrap().len()).collect();
+        assert_eq!(counts[1], 0, "the JOINING/unhealthy ingester gets nothing");
+        assert_eq!(
+            counts.iter().sum::<usize>(),
+            60,
+            "every stream on three replicas: {counts:?}"
+        );
+        // With only one of four writable, a write cannot reach a quorum of two.
+        d.set_ingesters(members(&[true, false, false, false]));
+        let e = d.push("t", req(1)).await.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unavailable);
+        assert!(e.message.contains("at least 2 healthy ingesters"), "{}", e.message);
+        // A member that left is off the ring.
+        d.set_ingesters(members(&[true, true, true, true]).into_iter().take(3).collect());
+        assert_eq!(d.ring.read().unwrap().instances().count(), 3);
     }
 
     #[tokio::test]
