@@ -148,17 +148,58 @@ fn json_level(line: &str, fields: &[String]) -> Option<String> {
         }
         None
     }
-    // Only lines that mention a level key are parsed: most lines pay a substring search.
+    // Only lines that mention a level key are looked at: most lines pay a substring search.
     if !fields.iter().any(|f| line.contains(f.as_str())) {
         return None;
+    }
+    if let Some(v) = json_level_fast(line, fields) {
+        return Some(v.to_string());
     }
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     find(&v, fields)
 }
 
+/// The common case without parsing: the first `"<field>": "<plain string>"` in the text, when
+/// nothing before it could change its meaning (no array, no escape). `None` means "ask the
+/// parser", not "no level".
+fn json_level_fast<'a>(line: &'a str, fields: &[String]) -> Option<&'a str> {
+    let mut best: Option<(usize, usize)> = None; // (key start, value start)
+    for f in fields {
+        let mut from = 0;
+        while let Some(i) = line.get(from..).and_then(|s| s.find(f.as_str())).map(|i| i + from) {
+            from = i + 1;
+            // A key: the name in quotes, then a colon.
+            let quoted =
+                i > 0 && line.as_bytes().get(i - 1) == Some(&b'"') && line.as_bytes().get(i + f.len()) == Some(&b'"');
+            if !quoted {
+                continue;
+            }
+            let Some(after) = line.get(i + f.len() + 1..).map(str::trim_start) else {
+                break;
+            };
+            if let Some(rest) = after.strip_prefix(':') {
+                let rest = rest.trim_start();
+                if rest.starts_with('"') && best.is_none_or(|(k, _)| i - 1 < k) {
+                    best = Some((i - 1, line.len() - rest.len() + 1));
+                }
+                break;
+            }
+        }
+    }
+    let (key, start) = best?;
+    let before = line.get(..key)?;
+    if before.contains('[') || before.contains('\\') {
+        return None;
+    }
+    let value = line.get(start..)?;
+    let end = value.find('"')?;
+    let v = value.get(..end)?;
+    (!v.contains('\\')).then_some(v)
+}
+
 /// The value of the best-ranked `fields` key (case-insensitive) among the line's logfmt pairs.
-fn logfmt_level(line: &str, fields: &[String]) -> Option<String> {
-    let mut best: Option<(usize, String)> = None;
+fn logfmt_level<'a>(line: &'a str, fields: &[String]) -> Option<&'a str> {
+    let mut best: Option<(usize, &'a str)> = None;
     let b = line.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -196,7 +237,7 @@ fn logfmt_level(line: &str, fields: &[String]) -> Option<String> {
         if let Some(rank) = fields.iter().position(|f| f.eq_ignore_ascii_case(key))
             && best.as_ref().is_none_or(|(r, _)| rank < *r)
         {
-            best = Some((rank, value.to_string()));
+            best = Some((rank, value));
             if rank == 0 {
                 break;
             }
@@ -205,10 +246,22 @@ fn logfmt_level(line: &str, fields: &[String]) -> Option<String> {
     best.map(|(_, v)| v)
 }
 
+/// The level a stream's labels give all its entries (computed once per stream and push).
+pub fn stream_level(labels: &Labels, limits: &LimitsConfig) -> Option<String> {
+    if !limits.discover_log_levels {
+        return None;
+    }
+    limits
+        .log_level_fields
+        .iter()
+        .find_map(|f| labels.get(f))
+        .map(normalize_level)
+}
+
 /// Adds (or normalises) the entry's `detected_level` metadata when discovery is on: from a
-/// level label of the stream, else level metadata, else the OTLP severity number, else the
-/// line's JSON or logfmt level field, else level words in the line.
-pub fn detected_level(entry: &mut Entry, labels: &Labels, limits: &LimitsConfig) {
+/// level label of the stream (`stream_level`), else level metadata, else the OTLP severity
+/// number, else the line's JSON or logfmt level field, else level words in the line.
+pub fn detected_level(entry: &mut Entry, stream_level: Option<&str>, limits: &LimitsConfig) {
     if !limits.discover_log_levels {
         return;
     }
@@ -217,24 +270,30 @@ pub fn detected_level(entry: &mut Entry, labels: &Labels, limits: &LimitsConfig)
         return;
     }
     let fields = &limits.log_level_fields;
-    let from_labels = fields.iter().find_map(|f| labels.get(f));
     let from_metadata = || {
-        fields
-            .iter()
-            .find_map(|f| entry.metadata.iter().find(|(n, _)| n == f).map(|(_, v)| v.clone()))
+        if entry.metadata.is_empty() {
+            return None;
+        }
+        fields.iter().find_map(|f| {
+            entry
+                .metadata
+                .iter()
+                .find(|(n, _)| n == f)
+                .map(|(_, v)| normalize_level(v))
+        })
     };
-    let level = if let Some(v) = from_labels {
-        normalize_level(v)
+    let level = if let Some(v) = stream_level {
+        v.to_string()
     } else if let Some(v) = from_metadata() {
-        normalize_level(&v)
+        v
     } else if let Some((_, v)) = entry.metadata.iter().find(|(n, _)| n == "severity_number") {
         level_from_severity_number(v).to_string()
     } else {
         let line = entry.line.as_str();
-        let found = if looks_like_json(line) {
-            json_level(line, fields)
+        let found: Option<std::borrow::Cow<'_, str>> = if looks_like_json(line) {
+            json_level(line, fields).map(std::borrow::Cow::Owned)
         } else if line.contains('=') {
-            logfmt_level(line, fields)
+            logfmt_level(line, fields).map(std::borrow::Cow::Borrowed)
         } else {
             None
         };
@@ -258,7 +317,8 @@ mod tests {
     fn level_of(line: &str, labels: &str, md: &[(&str, &str)]) -> String {
         let mut e = Entry::new(1, line);
         e.metadata = md.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
-        detected_level(&mut e, &Labels::parse(labels).unwrap(), &limits());
+        let l = limits();
+        detected_level(&mut e, stream_level(&Labels::parse(labels).unwrap(), &l).as_deref(), &l);
         e.metadata
             .iter()
             .find(|(n, _)| n == DETECTED_LEVEL)
@@ -295,6 +355,24 @@ mod tests {
             level_of(r#"{"level":5}"#, r#"{a="b"}"#, &[]),
             "unknown",
             "numbers are not levels"
+        );
+        assert_eq!(
+            level_of(r#"{"msg":"x", "severity" : "Warning"}"#, r#"{a="b"}"#, &[]),
+            "warn"
+        );
+        assert_eq!(level_of(r#"{"level":5,"severity":"warn"}"#, r#"{a="b"}"#, &[]), "warn");
+        assert_eq!(
+            level_of(r#"{"items":[{"level":"debug"}],"lvl":"error"}"#, r#"{a="b"}"#, &[]),
+            "error",
+            "arrays are not entered"
+        );
+        assert_eq!(
+            level_of(r#"{"msg":"say \"level\": \"x\"","level":"info"}"#, r#"{a="b"}"#, &[]),
+            "info"
+        );
+        assert_eq!(
+            json_level_fast(r#"{"a":1,"level": "error"}"#, &LimitsConfig::default().log_level_fields),
+            Some("error")
         );
         assert_eq!(
             level_of("ts=1 lvl=info level=error msg=x", r#"{a="b"}"#, &[]),

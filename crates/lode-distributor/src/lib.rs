@@ -156,12 +156,13 @@ impl Distributor {
                 }
             };
             let labels = discover::service_name(labels, &limits);
+            let level = discover::stream_level(&labels, &limits);
             let mut entries = stream.entries;
             entries.retain_mut(|entry| {
                 discover::normalize_metadata(entry);
                 match validate_entry(entry, &labels, &limits, now) {
                     Ok(()) => {
-                        discover::detected_level(entry, &labels, &limits);
+                        discover::detected_level(entry, level.as_deref(), &limits);
                         true
                     }
                     Err(r) => {
