@@ -3,6 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use lode_model::{ApiError, ErrorCode};
 
@@ -18,13 +19,53 @@ pub(crate) async fn push_v1(
     push(&h, &headers, body, Format::V1).await
 }
 
-/// `POST /otlp/v1/logs`: OpenTelemetry logs, mapped to streams as Loki does.
+/// `POST /otlp/v1/logs`: OpenTelemetry logs, mapped to streams as Loki does. Errors follow
+/// OTLP/HTTP: a `google.rpc.Status` (protobuf, or JSON for JSON requests) with the gRPC code,
+/// and a 500 becomes a 503 so exporters retry.
 pub(crate) async fn push_otlp(
     axum::extract::State(h): State,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> HttpResult<StatusCode> {
-    push(&h, &headers, body, Format::Otlp).await
+) -> Response {
+    match push(&h, &headers, body, Format::Otlp).await {
+        Ok(s) => s.into_response(),
+        Err(HttpError(e)) => otlp_error(&headers, e),
+    }
+}
+
+/// `google.rpc.Status` without details.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn otlp_error(headers: &HeaderMap, mut e: ApiError) -> Response {
+    if e.code == ErrorCode::Internal {
+        e.code = ErrorCode::Unavailable;
+    }
+    let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let rpc = RpcStatus {
+        code: lode_proto::status::grpc_code(e.code) as i32,
+        message: e.message,
+    };
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if json {
+        let body = serde_json::json!({"code": rpc.code, "message": rpc.message}).to_string();
+        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    } else {
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            prost::Message::encode_to_vec(&rpc),
+        )
+            .into_response()
+    }
 }
 
 pub(crate) async fn push_legacy(

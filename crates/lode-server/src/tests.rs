@@ -189,3 +189,44 @@ async fn drilldown_limits_need_a_tenant_with_auth() {
     .await;
     assert_eq!((s, body.as_str()), (StatusCode::UNAUTHORIZED, "no org id\n"));
 }
+
+#[tokio::test]
+async fn otlp_pushes_reach_the_push_handler_and_errors_are_rpc_statuses() {
+    let (app, rec) = app(false);
+    let body = r#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},
+        "scopeLogs":[{"logRecords":[{"timeUnixNano":"1700000000000000000","body":{"stringValue":"hi"}}]}]}]}"#;
+    let req = Request::post("/otlp/v1/logs")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let (s, _) = send(&app, req).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(rec.0.lock().unwrap()[0].1.streams[0].labels, r#"{service_name="api"}"#);
+
+    // A bad JSON body: 400 with {"code": 3 (InvalidArgument), "message": ...}.
+    let req = Request::post("/otlp/v1/logs")
+        .header("content-type", "application/json")
+        .body(Body::from("{nope"))
+        .unwrap();
+    let (s, text) = send(&app, req).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["code"], 3, "{text}");
+    assert!(
+        v["message"].as_str().unwrap().contains("key must be a string"),
+        "{text}"
+    );
+
+    // A bad protobuf body: a protobuf google.rpc.Status.
+    let req = Request::post("/otlp/v1/logs")
+        .header("content-type", "application/x-protobuf")
+        .body(Body::from(vec![0xff, 0xff, 0xff]))
+        .unwrap();
+    let r = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.headers()["content-type"], "application/x-protobuf");
+    let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    // Field 1 (code) = 3, then field 2 (message).
+    assert_eq!(&bytes[..2], &[0x08, 0x03]);
+    assert_eq!(bytes[2], 0x12);
+}
