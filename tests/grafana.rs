@@ -225,6 +225,54 @@ async fn grafana_data_source_requests_get_the_shapes_grafana_parses() {
     assert_eq!(v["streams"], 1);
     assert_eq!(v["entries"], 120);
 
+    // Live mode: Grafana's data-source proxy opens the tail with `query` only and reads
+    // `streams[].stream` and `values[][0..1]`.
+    let url = format!(
+        "{}/loki/api/v1/tail?query={}",
+        p.base().replacen("http", "ws", 1),
+        form_urlencoded::byte_serialize(br#"{app="web"} |= "live""#).collect::<String>()
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let live = json!({"streams": [{"stream": {"app": "web", "env": "prod"},
+        "values": [[now_ns().to_string(), "level=info path=/live status=200"]]}]});
+    let (s, text) = p
+        .post(
+            "/loki/api/v1/push",
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&live).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s, 204, "{text}");
+    let frame = loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), futures::StreamExt::next(&mut ws))
+            .await
+            .expect("a tail frame in time")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            // The backfill frame has no "live" line yet; wait for the one that does.
+            if v["streams"].as_array().unwrap().iter().any(|s| {
+                s["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e[1].as_str().unwrap().contains("/live"))
+            }) {
+                break v;
+            }
+        }
+    };
+    assert_eq!(frame["streams"][0]["stream"]["service_name"], "web");
+    assert!(
+        frame["streams"][0]["values"][0][0]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .is_ok()
+    );
+
     // What it does not know is a 404 in plain text, never a 5xx.
     let (s, body) = p.get("/loki/api/v1/no_such_thing", &[], &[]).await.unwrap();
     assert_eq!((s, body.as_str()), (404, "404 page not found\n"));
