@@ -16,7 +16,8 @@ use crate::AppError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Roles this node runs. Only `all` (the single binary) exists until the cluster lands.
+    /// Roles this node runs: `all` (the single binary, every role in one process), or a comma
+    /// list of `distributor`, `ingester`, `querier` for a cluster member.
     pub target: String,
     /// Require `X-Scope-OrgID` and keep tenants apart; off means every request is tenant `fake`.
     pub auth_enabled: bool,
@@ -27,6 +28,36 @@ pub struct Config {
     pub limits_config: LimitsConfig,
     pub storage_config: StorageConfig,
     pub runtime_config: RuntimeConfig,
+    /// Cluster membership (gossip seeds, or a static member list).
+    pub memberlist: lode_membership::MemberlistConfig,
+    /// How distributors and queriers call ingesters over gRPC.
+    pub ingester_client: lode_grpc::IngesterClientConfig,
+}
+
+/// The roles one node runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Roles {
+    pub distributor: bool,
+    pub ingester: bool,
+    pub querier: bool,
+    /// `target: all`: every role in one process, wired in-process.
+    pub single: bool,
+}
+
+impl Roles {
+    pub fn names(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (on, name) in [
+            (self.distributor, "distributor"),
+            (self.ingester, "ingester"),
+            (self.querier, "querier"),
+        ] {
+            if on {
+                v.push(name.to_string());
+            }
+        }
+        v
+    }
 }
 
 /// `runtime_config:`: the per-tenant overrides file (Loki's format and key names), re-read
@@ -59,6 +90,8 @@ impl Default for Config {
             querier: QuerierConfig::default(),
             limits_config: LimitsConfig::default(),
             runtime_config: RuntimeConfig::default(),
+            memberlist: lode_membership::MemberlistConfig::default(),
+            ingester_client: lode_grpc::IngesterClientConfig::default(),
             storage_config: StorageConfig::default(),
         }
     }
@@ -71,7 +104,7 @@ pub struct CommonConfig {
     pub path_prefix: String,
     /// This node's name on the ring and in index object keys.
     pub instance_id: String,
-    /// Copies of each stream; 1 in the single binary.
+    /// Copies of each stream; 0 (the default) means 1 in the single binary and 3 in a cluster.
     pub replication_factor: usize,
     /// Virtual nodes each ingester owns on the ring.
     pub ring_tokens: u32,
@@ -82,7 +115,7 @@ impl Default for CommonConfig {
         CommonConfig {
             path_prefix: "lode-data".to_string(),
             instance_id: default_instance_id(),
-            replication_factor: 1,
+            replication_factor: 0,
             ring_tokens: 128,
         }
     }
@@ -139,14 +172,49 @@ impl Config {
         }
     }
 
+    /// The roles `target` names.
+    pub fn roles(&self) -> Result<Roles, AppError> {
+        let mut r = Roles::default();
+        for t in self.target.split(',').map(str::trim) {
+            match t {
+                "all" => {
+                    r = Roles {
+                        distributor: true,
+                        ingester: true,
+                        querier: true,
+                        single: true,
+                    }
+                }
+                "distributor" => r.distributor = true,
+                "ingester" => r.ingester = true,
+                "querier" => r.querier = true,
+                other => {
+                    return Err(AppError::Config(format!(
+                        "target: unknown role {other:?}, expected all, distributor, ingester or querier"
+                    )));
+                }
+            }
+        }
+        if r.single && self.target.trim() != "all" {
+            return Err(AppError::Config(
+                "target: all cannot be combined with other roles".into(),
+            ));
+        }
+        Ok(r)
+    }
+
+    /// The replication factor in effect.
+    pub fn replication_factor(&self) -> usize {
+        match self.common.replication_factor {
+            0 if self.target.trim() == "all" => 1,
+            0 => 3,
+            n => n,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), AppError> {
         let e = AppError::Config;
-        if self.target != "all" {
-            return Err(e(format!(
-                "target {:?} is not available yet: this build runs the single binary only (target: all)",
-                self.target
-            )));
-        }
+        let roles = self.roles()?;
         if self.common.path_prefix.is_empty() {
             return Err(e("common.path_prefix must not be empty".into()));
         }
@@ -156,12 +224,14 @@ impl Config {
                 self.common.instance_id
             )));
         }
-        if self.common.replication_factor != 1 {
+        if roles.single && self.replication_factor() != 1 {
             return Err(e(format!(
                 "common.replication_factor must be 1 for the single binary, got {}",
                 self.common.replication_factor
             )));
         }
+        self.memberlist.validate().map_err(e)?;
+        self.ingester_client.validate().map_err(e)?;
         if self.common.ring_tokens == 0 {
             return Err(e("common.ring_tokens must be at least 1".into()));
         }
@@ -213,6 +283,20 @@ impl Config {
                     .collect();
             }
             "validation.discover-log-levels" => self.limits_config.discover_log_levels = bool_value()?,
+            "server.grpc-listen-address" => self.server.grpc_listen_address = value.to_string(),
+            "common.replication-factor" => {
+                self.common.replication_factor = value.parse().map_err(|_| bad("expected a number"))?
+            }
+            "memberlist.bind-port" => self.memberlist.bind_port = value.parse().map_err(|_| bad("expected a port"))?,
+            "memberlist.bind-addr" => self.memberlist.bind_addr = value.to_string(),
+            "memberlist.join" => {
+                self.memberlist.join_members = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -261,12 +345,23 @@ mod tests {
     #[test]
     fn validation_names_the_problem() {
         let mut c = Config {
-            target: "distributor".into(),
+            target: "distributer".into(),
             ..Config::default()
         };
         c.resolve();
-        assert!(c.validate().unwrap_err().to_string().contains("\"distributor\""));
+        assert!(c.validate().unwrap_err().to_string().contains("\"distributer\""));
+        c.target = "all,querier".into();
+        assert!(c.validate().unwrap_err().to_string().contains("cannot be combined"));
+        c.target = "distributor, querier".into();
+        let roles = c.roles().unwrap();
+        assert!(roles.distributor && roles.querier && !roles.ingester && !roles.single);
+        assert_eq!(c.replication_factor(), 3, "a cluster replicates three times by default");
+        assert!(c.validate().is_ok());
         c.target = "all".into();
+        assert_eq!(c.replication_factor(), 1);
+        c.common.replication_factor = 3;
+        assert!(c.validate().unwrap_err().to_string().contains("must be 1 for the single binary"));
+        c.common.replication_factor = 0;
         c.limits_config.unordered_writes = true;
         assert!(c.validate().unwrap_err().to_string().contains("unordered_writes"));
     }

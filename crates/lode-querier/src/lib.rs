@@ -108,10 +108,11 @@ impl QuerierConfig {
 pub struct Querier {
     cfg: QuerierConfig,
     limits: Arc<Limits>,
-    ingesters: Arc<[Arc<dyn LogQuerier>]>,
+    /// The ingesters asked for recent data; a cluster replaces them as membership changes.
+    ingesters: std::sync::RwLock<Arc<[Arc<dyn LogQuerier>]>>,
     store: Arc<StoreReader>,
     /// Where live tails subscribe (the ingesters).
-    tail_sources: Vec<Arc<dyn lode_model::api::TailSource>>,
+    tail_sources: std::sync::RwLock<Vec<Arc<dyn lode_model::api::TailSource>>>,
 }
 
 /// What a query piece reads from, cheap to clone into the piece's task.
@@ -196,23 +197,41 @@ impl Querier {
         Querier {
             cfg,
             limits: limits.into(),
-            ingesters: ingesters.into(),
+            ingesters: std::sync::RwLock::new(ingesters.into()),
             store,
-            tail_sources: Vec::new(),
+            tail_sources: std::sync::RwLock::new(Vec::new()),
         }
     }
 
     /// The ingesters live tails subscribe to.
-    pub fn with_tail_sources(mut self, sources: Vec<Arc<dyn lode_model::api::TailSource>>) -> Self {
-        self.tail_sources = sources;
+    pub fn with_tail_sources(self, sources: Vec<Arc<dyn lode_model::api::TailSource>>) -> Self {
+        self.set_tail_sources(sources);
         self
+    }
+
+    /// Replaces the ingesters asked for recent data (a cluster's membership view).
+    pub fn set_ingesters(&self, ingesters: Vec<Arc<dyn LogQuerier>>) {
+        *self.ingesters.write().unwrap_or_else(|p| p.into_inner()) = ingesters.into();
+    }
+
+    /// Replaces the ingesters live tails subscribe to.
+    pub fn set_tail_sources(&self, sources: Vec<Arc<dyn lode_model::api::TailSource>>) {
+        *self.tail_sources.write().unwrap_or_else(|p| p.into_inner()) = sources;
+    }
+
+    pub(crate) fn ingesters(&self) -> Arc<[Arc<dyn LogQuerier>]> {
+        self.ingesters.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn tail_sources(&self) -> Vec<Arc<dyn lode_model::api::TailSource>> {
+        self.tail_sources.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn read_sources(&self) -> Sources {
         let within = &self.cfg.query_ingesters_within;
         Sources {
             store: self.store.clone(),
-            ingesters: self.ingesters.clone(),
+            ingesters: self.ingesters(),
             ingesters_after: if within.0.is_zero() {
                 i64::MIN
             } else {
@@ -293,7 +312,8 @@ impl Querier {
             .transpose()?;
         let mut out: BTreeSet<String> = BTreeSet::new();
         if self.ingesters_in_range(req.end) {
-            let answers = futures::future::join_all(self.ingesters.iter().map(|i| async move {
+            let ingesters = self.ingesters();
+            let answers = futures::future::join_all(ingesters.iter().map(|i| async move {
                 match name {
                     None => i.label_names(tenant, req).await,
                     Some(n) => i.label_values(tenant, n, req).await,

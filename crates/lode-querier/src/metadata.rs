@@ -218,7 +218,7 @@ impl Querier {
                 selector: selector.map(str::to_string),
             };
             let answers =
-                futures::future::join_all(self.ingesters.iter().map(|i| i.stream_summaries(tenant, &req))).await;
+                futures::future::join_all(self.ingesters().iter().map(|i| i.stream_summaries(tenant, &req))).await;
             for a in answers {
                 for s in a? {
                     merged.entry(s.labels).or_default().extend(s.chunks);

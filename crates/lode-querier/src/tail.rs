@@ -49,8 +49,9 @@ impl TailHandler for Querier {
             return Err(ApiError::bad_request("tail requires a log query, not a metric query"));
         }
         // Subscribe before the backfill so no entry falls between the two.
-        let mut live = Vec::with_capacity(self.tail_sources.len());
-        for s in &self.tail_sources {
+        let sources = self.tail_sources();
+        let mut live = Vec::with_capacity(sources.len());
+        for s in &sources {
             live.push(s.subscribe(tenant, &req.query).await?);
         }
         let backfill = self
