@@ -5,9 +5,14 @@
 use anyhow::{Context, bail};
 use lode_app::{Config, Node};
 
-const USAGE: &str = "usage: lode [-config.file=PATH] [-target=all] [-server.http-listen-port=3100]
-            [-server.http-listen-address=0.0.0.0] [-common.path-prefix=DIR] [-auth.enabled=false]
-            [-log.level=info] [-log.format=logfmt] [-ingester.flush-check-period=30s]";
+const USAGE: &str = "usage: lode [-config.file=PATH] [-target=all|distributor,ingester,querier]
+            [-server.http-listen-port=3100] [-server.http-listen-address=0.0.0.0]
+            [-server.grpc-listen-port=9095] [-server.grpc-listen-address=0.0.0.0]
+            [-common.path-prefix=DIR] [-common.instance-id=ID] [-common.replication-factor=N]
+            [-memberlist.join=HOST:PORT,...] [-memberlist.bind-port=7946] [-memberlist.bind-addr=ADDR]
+            [-auth.enabled=false] [-log.level=info] [-log.format=logfmt]
+            [-ingester.flush-check-period=30s]
+            [-validation.discover-service-name=a,b,...] [-validation.discover-log-levels=true]";
 
 fn parse_args() -> anyhow::Result<Config> {
     let args: Vec<String> = std::env::args().skip(1).collect();

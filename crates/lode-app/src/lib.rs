@@ -1,8 +1,10 @@
-//! Wires the roles into a running node. From one `Config` it builds the object store, the
-//! ingester, the distributor (with the ingester on its ring), the querier (reading that ingester
-//! and the store) and the HTTP edge, starts the background flush loop, and on shutdown stops
-//! taking requests, then flushes every in-memory chunk before returning. `cmd/lode` parses flags
-//! and calls `Node::start`; tests start nodes in-process the same way.
+//! Wires the roles into a running node. From one `Config` it builds the object store and the
+//! roles `target` names. `all` (the single binary) connects them in-process: the ingester on the
+//! distributor's ring and in the querier's sources. In a cluster, an ingester also serves gRPC
+//! and every member joins the gossip membership; distributors and queriers rebuild their
+//! ingester view from it every second (`sync_ingesters`), through pooled gRPC clients. On
+//! shutdown a node stops taking requests; an ingester turns LEAVING, then flushes every
+//! in-memory chunk before returning. `cmd/lode` parses flags and calls `Node::start`.
 
 mod config;
 
