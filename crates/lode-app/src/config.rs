@@ -360,7 +360,12 @@ mod tests {
         c.target = "all".into();
         assert_eq!(c.replication_factor(), 1);
         c.common.replication_factor = 3;
-        assert!(c.validate().unwrap_err().to_string().contains("must be 1 for the single binary"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("must be 1 for the single binary")
+        );
         c.common.replication_factor = 0;
         c.limits_config.unordered_writes = true;
         assert!(c.validate().unwrap_err().to_string().contains("unordered_writes"));
