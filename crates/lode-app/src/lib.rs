@@ -197,9 +197,12 @@ impl Node {
                 discards,
             ))
         });
-        let querier = roles
-            .querier
-            .then(|| Arc::new(Querier::new(cfg.querier.clone(), limits.clone(), store.clone(), vec![])));
+        let querier = roles.querier.then(|| {
+            Arc::new(
+                Querier::new(cfg.querier.clone(), limits.clone(), store.clone(), vec![])
+                    .with_replication_factor(cfg.replication_factor()),
+            )
+        });
         if roles.single
             && let (Some(ing), Some(d), Some(q)) = (&ingester, &distributor, &querier)
         {

@@ -113,6 +113,8 @@ pub struct Querier {
     store: Arc<StoreReader>,
     /// Where live tails subscribe (the ingesters).
     tail_sources: std::sync::RwLock<Vec<Arc<dyn lode_model::api::TailSource>>>,
+    /// Failed ingesters a read may ignore: `(rf - 1) / 2`.
+    max_ingester_errors: usize,
 }
 
 /// What a query piece reads from, cheap to clone into the piece's task.
@@ -122,6 +124,31 @@ struct Sources {
     ingesters: Arc<[Arc<dyn LogQuerier>]>,
     /// Pieces that end after this also ask the ingesters (`query_ingesters_within`).
     ingesters_after: i64,
+    /// Failed ingesters a read may ignore (see [`tolerate`]).
+    max_ingester_errors: usize,
+}
+
+/// The answers of the ingesters that answered, as long as at most `max_errors` failed with a
+/// server error: with replication factor `rf` every stream lives on `rf` ingesters, so a read
+/// can lose `(rf - 1) / 2` of them and still see every line (Loki's replication-set rule). A
+/// client error (4xx) is the query's own fault and always fails it.
+pub(crate) fn tolerate<T>(answers: Vec<Result<T, ApiError>>, max_errors: usize) -> Result<Vec<T>, ApiError> {
+    let mut ok = Vec::with_capacity(answers.len());
+    let mut failed = 0;
+    for a in answers {
+        match a {
+            Ok(v) => ok.push(v),
+            Err(e) if e.code.is_client_error() => return Err(e),
+            Err(e) => {
+                failed += 1;
+                if failed > max_errors {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "an ingester did not answer; its replicas cover it");
+            }
+        }
+    }
+    Ok(ok)
 }
 
 impl Sources {
@@ -144,8 +171,7 @@ impl Sources {
             };
             let answers =
                 futures::future::join_all(self.ingesters.iter().map(|i| i.select_logs(&tenant, &select))).await;
-            for a in answers {
-                let a = a?;
+            for a in tolerate(answers, self.max_ingester_errors)? {
                 stats.merge(&a.stats);
                 parts.extend(a.streams);
             }
@@ -172,8 +198,7 @@ impl Sources {
             let select = SampleSelect { query, start, end };
             let answers =
                 futures::future::join_all(self.ingesters.iter().map(|i| i.select_samples(&tenant, &select))).await;
-            for a in answers {
-                let a = a?;
+            for a in tolerate(answers, self.max_ingester_errors)? {
                 stats.merge(&a.stats);
                 out.extend(a.series);
             }
@@ -200,12 +225,19 @@ impl Querier {
             ingesters: std::sync::RwLock::new(ingesters.into()),
             store,
             tail_sources: std::sync::RwLock::new(Vec::new()),
+            max_ingester_errors: 0,
         }
     }
 
     /// The ingesters live tails subscribe to.
     pub fn with_tail_sources(self, sources: Vec<Arc<dyn lode_model::api::TailSource>>) -> Self {
         self.set_tail_sources(sources);
+        self
+    }
+
+    /// Reads tolerate `(rf - 1) / 2` failed ingesters (none in the single binary).
+    pub fn with_replication_factor(mut self, rf: usize) -> Self {
+        self.max_ingester_errors = rf.saturating_sub(1) / 2;
         self
     }
 
@@ -232,6 +264,7 @@ impl Querier {
         Sources {
             store: self.store.clone(),
             ingesters: self.ingesters(),
+            max_ingester_errors: self.max_ingester_errors,
             ingesters_after: if within.0.is_zero() {
                 i64::MIN
             } else {
@@ -320,8 +353,8 @@ impl Querier {
                 }
             }))
             .await;
-            for a in answers {
-                out.extend(a?);
+            for a in tolerate(answers, self.max_ingester_errors)? {
+                out.extend(a);
             }
         }
         out.extend(

@@ -219,8 +219,8 @@ impl Querier {
             };
             let answers =
                 futures::future::join_all(self.ingesters().iter().map(|i| i.stream_summaries(tenant, &req))).await;
-            for a in answers {
-                for s in a? {
+            for a in crate::tolerate(answers, self.max_ingester_errors)? {
+                for s in a {
                     merged.entry(s.labels).or_default().extend(s.chunks);
                 }
             }

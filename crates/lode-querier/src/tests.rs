@@ -466,3 +466,113 @@ async fn metadata_endpoints_read_the_store_per_tenant() {
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadRequest);
 }
+
+/// An ingester that answers empty, or fails every call with its code.
+struct Replica(Option<ErrorCode>);
+
+impl Replica {
+    fn answer<T: Default>(&self) -> Result<T, ApiError> {
+        match self.0 {
+            Some(c) => Err(ApiError::new(c, "replica failed")),
+            None => Ok(T::default()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LogQuerier for Replica {
+    async fn select_logs(
+        &self,
+        _: &str,
+        _: &lode_model::api::LogSelect,
+    ) -> Result<lode_model::api::SelectResult, ApiError> {
+        self.answer()
+    }
+    async fn select_samples(
+        &self,
+        _: &str,
+        _: &lode_model::api::SampleSelect,
+    ) -> Result<lode_model::api::SampleResult, ApiError> {
+        self.answer()
+    }
+    async fn label_names(&self, _: &str, _: &lode_model::api::LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.answer::<Vec<String>>().map(|_| vec!["app".into()])
+    }
+    async fn label_values(&self, _: &str, _: &str, _: &lode_model::api::LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.answer()
+    }
+    async fn stream_summaries(
+        &self,
+        _: &str,
+        _: &lode_model::api::StreamsRequest,
+    ) -> Result<Vec<lode_model::api::StreamSummary>, ApiError> {
+        self.answer()
+    }
+}
+
+#[tokio::test]
+async fn reads_tolerate_a_minority_of_failed_replicas_but_not_client_errors() {
+    let store = ObjectStorage::in_memory();
+    put_chunk(&store, "t", r#"{app="a"}"#, T0, &["stored"]).await;
+    let q = |fails: &[Option<ErrorCode>]| {
+        Querier::new(
+            QuerierConfig::default(),
+            LimitsConfig::default(),
+            store.clone(),
+            fails
+                .iter()
+                .map(|f| Arc::new(Replica(*f)) as Arc<dyn LogQuerier>)
+                .collect(),
+        )
+        .with_replication_factor(3)
+    };
+    let down = Some(ErrorCode::Unavailable);
+    let one_down = q(&[None, down, None]);
+    let r = one_down
+        .query_range("t", range(r#"{app="a"}"#, Direction::Forward, 10))
+        .await
+        .unwrap();
+    assert_eq!(lines(&r)[0].1, ["stored"]);
+    let metric = RangeQuery {
+        step: 60_000_000_000,
+        ..range(r#"count_over_time({app="a"}[5m])"#, Direction::Forward, 10)
+    };
+    one_down.query_range("t", metric.clone()).await.unwrap();
+    let names = one_down
+        .label_names(
+            "t",
+            lode_model::api::LabelRequest {
+                start: T0,
+                end: T0 + 1_000_000_000,
+                query: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(names.contains(&"app".to_string()), "{names:?}");
+
+    let two_down = q(&[None, down, down]);
+    let e = two_down
+        .query_range("t", range(r#"{app="a"}"#, Direction::Forward, 10))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unavailable);
+    let e = q(&[None, Some(ErrorCode::BadRequest), None])
+        .query_range("t", metric)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, ErrorCode::BadRequest, "a 4xx is the query's own fault");
+    // The single binary (replication factor 1) tolerates nothing.
+    let single = Querier::new(
+        QuerierConfig::default(),
+        LimitsConfig::default(),
+        store.clone(),
+        vec![Arc::new(Replica(down))],
+    );
+    assert!(
+        single
+            .query_range("t", range(r#"{app="a"}"#, Direction::Forward, 10))
+            .await
+            .is_err()
+    );
+}
