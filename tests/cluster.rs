@@ -1,7 +1,8 @@
 //! The roles as separate processes on loopback: three ingesters, a distributor and a querier,
 //! gossiping over chitchat, talking gRPC, sharing one object store. Every line pushed through
 //! the distributor (replication factor 3) comes back through the querier exactly once, from
-//! the ingesters' memory and again after they flushed their replicas' chunks.
+//! the ingesters' memory and again after they flushed their replicas' chunks; an ingester
+//! killed with SIGKILL costs no read or write, and after its restart nothing is lost or doubled.
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
@@ -20,12 +21,16 @@ fn free_udp_port() -> u16 {
 }
 
 struct Member {
-    _data: DataDir,
+    data: DataDir,
     p: LodeProcess,
 }
 
 async fn start(target: &str, id: &str, store: &std::path::Path, gossip: u16, seed: u16) -> Member {
-    let data = DataDir::new().unwrap();
+    start_in(DataDir::new().unwrap(), target, id, store, gossip, seed).await
+}
+
+/// Starts a member whose WAL and config live in `data` (a restart passes the same one).
+async fn start_in(data: DataDir, target: &str, id: &str, store: &std::path::Path, gossip: u16, seed: u16) -> Member {
     let cfg = data.path().join("lode.yaml");
     std::fs::write(
         &cfg,
@@ -51,7 +56,7 @@ async fn start(target: &str, id: &str, store: &std::path::Path, gossip: u16, see
     )
     .await
     .unwrap();
-    Member { _data: data, p }
+    Member { data, p }
 }
 
 async fn query(p: &LodeProcess, t0: i64) -> Value {
@@ -83,7 +88,7 @@ async fn three_ingesters_behind_a_distributor_and_a_querier_return_every_line_on
     let store = DataDir::new().unwrap();
     let ports: Vec<u16> = (0..5).map(|_| free_udp_port()).collect();
     let seed = ports[0];
-    let mut ingesters = Vec::new();
+    let mut ingesters: Vec<Member> = Vec::new();
     for (i, port) in ports.iter().take(3).enumerate() {
         ingesters.push(start("ingester", &format!("ingester-{i}"), store.path(), *port, seed).await);
     }
@@ -161,6 +166,47 @@ async fn three_ingesters_behind_a_distributor_and_a_querier_return_every_line_on
         .await
         .unwrap();
     assert_eq!(v["data"]["result"][0]["values"][0][1], "300", "{v}");
+
+    // Kill one ingester with SIGKILL: reads and writes go on with the two replicas left.
+    let victim = ingesters.remove(1);
+    let Member {
+        data: victim_data,
+        p: victim_p,
+    } = victim;
+    victim_p.kill9().unwrap();
+    let t1 = t0 + 1_000_000_000;
+    let more: Vec<Value> = (0..50)
+        .map(|i| {
+            let line = format!("after the kill {i}");
+            expected.push(line.clone());
+            json!([(t1 + i * 1_000_000).to_string(), line])
+        })
+        .collect();
+    let body =
+        serde_json::to_vec(&json!({"streams": [{"stream": {"app": "cluster", "s": "k"}, "values": more}]})).unwrap();
+    let (s, text) = dist
+        .p
+        .post("/loki/api/v1/push", &[("content-type", "application/json")], body)
+        .await
+        .unwrap();
+    assert_eq!(s, 204, "a quorum of two replicas takes the write: {text}");
+    expected.sort();
+    assert_eq!(
+        lines_of(&query(&querier.p, t0).await),
+        expected,
+        "a dead replica fails no read"
+    );
+
+    // It restarts on its data (WAL replay), rejoins, and nothing is lost or doubled.
+    let back = start_in(victim_data, "ingester", "ingester-1", store.path(), ports[1], seed).await;
+    ingesters.push(back);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = lines_of(&query(&querier.p, t0).await);
+    while got != expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        got = lines_of(&query(&querier.p, t0).await);
+    }
+    assert_eq!(got, expected, "after the restart");
 
     for m in [querier, dist].into_iter().chain(ingesters) {
         m.p.stop().unwrap();
