@@ -74,16 +74,17 @@ impl StoreReader {
         Ok(out)
     }
 
-    /// Streams matching the selector with the chunks overlapping `[start, end)`, each chunk once.
-    pub(crate) async fn plan(
+    /// Every stream in the index objects for `[start, end)` that matches `selector` (all when
+    /// `None`), with its chunks overlapping the range; a chunk listed by several objects once.
+    async fn chunks_by_stream(
         &self,
         tenant: &str,
-        selector: &Selector,
+        selector: Option<&Selector>,
         start: i64,
         end: i64,
-    ) -> Result<Vec<StreamChunks>, QuerierError> {
+    ) -> Result<HashMap<Labels, BTreeSet<ChunkRef>>, QuerierError> {
         let indexes = self.indexes(tenant, start, end).await?;
-        let matchers = selector.matchers();
+        let matchers = selector.map(Selector::matchers).unwrap_or_default();
         let fns: Vec<LabelMatch<'_>> = matchers
             .iter()
             .map(|m| LabelMatch::new(m.name(), |v| m.matches(v)))
@@ -94,7 +95,20 @@ impl StoreReader {
                 by_stream.entry(labels.clone()).or_default().extend(chunks);
             }
         }
-        Ok(by_stream
+        Ok(by_stream)
+    }
+
+    /// Streams matching the selector with the chunks overlapping `[start, end)`, each chunk once.
+    pub(crate) async fn plan(
+        &self,
+        tenant: &str,
+        selector: &Selector,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<StreamChunks>, QuerierError> {
+        Ok(self
+            .chunks_by_stream(tenant, Some(selector), start, end)
+            .await?
             .into_iter()
             .map(|(labels, c)| StreamChunks {
                 labels,
@@ -261,19 +275,9 @@ impl StoreReader {
         start: i64,
         end: i64,
     ) -> Result<Vec<StreamSummary>, QuerierError> {
-        let indexes = self.indexes(tenant, start, end).await?;
-        let matchers = selector.map(Selector::matchers).unwrap_or_default();
-        let fns: Vec<LabelMatch<'_>> = matchers
-            .iter()
-            .map(|m| LabelMatch::new(m.name(), |v| m.matches(v)))
-            .collect();
-        let mut by_stream: HashMap<Labels, BTreeSet<ChunkRef>> = HashMap::new();
-        for idx in indexes {
-            for (labels, chunks) in idx.select(&fns, start, end.saturating_sub(1)) {
-                by_stream.entry(labels.clone()).or_default().extend(chunks);
-            }
-        }
-        Ok(by_stream
+        Ok(self
+            .chunks_by_stream(tenant, selector, start, end)
+            .await?
             .into_iter()
             .map(|(labels, chunks)| StreamSummary {
                 labels,
