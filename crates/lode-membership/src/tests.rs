@@ -55,7 +55,8 @@ async fn members_find_each_other_and_see_state_changes_and_failures() {
         .await
         .unwrap();
     let seen = until(&d, "three members with their keys", |m| {
-        m.len() == 3 && m.iter().all(|x| !x.roles.is_empty() && x.tokens > 0)
+        // Keys arrive before the failure detector has seen a member's heartbeats: wait for both.
+        m.len() == 3 && m.iter().all(|x| !x.roles.is_empty() && x.tokens > 0 && x.healthy())
     })
     .await;
     assert_eq!(
