@@ -12,7 +12,7 @@ use lode_index::{ChunkRef, IndexObject, LabelMatch, period_prefix, periods_overl
 use lode_logql::Selector;
 use lode_logql::engine::{LogPlan, SampleCollector, SamplePlan, StreamCollector};
 use lode_model::api::{ChunkSummary, QueryStats, RangeQuery, SampleSeries, StreamSummary};
-use lode_model::{Direction, Labels, Stream};
+use lode_model::{Direction, Entry, Labels, Stream};
 use lode_storage::ObjectStorage;
 
 use crate::QuerierError;
@@ -28,6 +28,22 @@ pub struct StoreReader {
 pub(crate) struct StreamChunks {
     pub labels: Labels,
     pub chunks: Vec<ChunkRef>,
+}
+
+/// `chunks` (of one stream) in runs whose time ranges overlap, runs in ascending time order:
+/// a run of one chunk can be scanned alone; a longer run holds replicas' copies to merge.
+fn overlap_groups(mut chunks: Vec<ChunkRef>) -> Vec<Vec<ChunkRef>> {
+    chunks.sort_by_key(|c| (c.from, c.through));
+    let mut groups: Vec<Vec<ChunkRef>> = Vec::new();
+    let mut reach = i64::MIN;
+    for c in chunks {
+        match groups.last_mut() {
+            Some(g) if c.from <= reach => g.push(c),
+            _ => groups.push(vec![c]),
+        }
+        reach = reach.max(c.through);
+    }
+    groups
 }
 
 impl StoreReader {
@@ -164,31 +180,58 @@ impl StoreReader {
         let mut fetch_stats = QueryStats::default();
         let needle = plan.line_filters().required_needle();
         let mut skipped = Skipped::default();
-        for mut sc in streams {
-            // A stream's chunks do not overlap in time (ordered writes; a chunk listed twice is
-            // one `ChunkRef`), so visiting them in direction order yields entries in order and
-            // the scan can stop at the limit. Replicas' overlapping chunks (cluster) will need a
-            // merge here.
-            match dir {
-                Direction::Forward => sc.chunks.sort_by_key(|c| (c.from, c.through)),
-                Direction::Backward => sc.chunks.sort_by_key(|c| std::cmp::Reverse((c.through, c.from))),
+        for sc in streams {
+            // A stream's chunks from one ingester do not overlap in time (ordered writes; the
+            // same chunk from several replicas is one `ChunkRef`), so each is scanned in
+            // direction order and the scan stops at the limit. Replicas that cut differently
+            // (one missed lines, or restarted) leave overlapping chunks: those are merged and
+            // de-duplicated first, so a limit counts distinct entries, in order.
+            let mut groups = overlap_groups(sc.chunks);
+            if dir == Direction::Backward {
+                groups.reverse();
             }
+            let order: Vec<ChunkRef> = groups.iter().flatten().copied().collect();
             let mut scan = collector.stream(&sc.labels);
-            let mut fetched = self.fetch_in_order(tenant, &sc.chunks);
-            while let Some((cref, chunk)) = fetched.next().await {
-                let chunk = chunk?;
-                fetch_stats.chunks_fetched += 1;
-                fetch_stats.chunk_bytes_fetched += u64::from(cref.size);
-                let flow = chunk
-                    .for_each_containing(start, end, dir, needle, &mut skipped, |e| {
-                        scan.push(e.ts, e.line, &mut e.metadata.iter())
-                    })
-                    .map_err(|e| QuerierError::CorruptChunk {
+            let mut fetched = self.fetch_in_order(tenant, &order);
+            'stream: for group in &groups {
+                let mut merged: Vec<Entry> = Vec::new();
+                for _ in group {
+                    let Some((cref, chunk)) = fetched.next().await else {
+                        break 'stream;
+                    };
+                    let chunk = chunk?;
+                    fetch_stats.chunks_fetched += 1;
+                    fetch_stats.chunk_bytes_fetched += u64::from(cref.size);
+                    let corrupt = |e: lode_chunk::ChunkError| QuerierError::CorruptChunk {
                         key: cref.key(tenant),
                         reason: e.to_string(),
-                    })?;
-                if flow.is_break() {
-                    break;
+                    };
+                    if group.len() == 1 {
+                        let flow = chunk
+                            .for_each_containing(start, end, dir, needle, &mut skipped, |e| {
+                                scan.push(e.ts, e.line, &mut e.metadata.iter())
+                            })
+                            .map_err(corrupt)?;
+                        if flow.is_break() {
+                            break 'stream;
+                        }
+                    } else {
+                        let _ = chunk
+                            .for_each_containing(start, end, dir, needle, &mut skipped, |e| {
+                                merged.push(e.to_entry());
+                                ControlFlow::Continue(())
+                            })
+                            .map_err(corrupt)?;
+                    }
+                }
+                if !merged.is_empty() {
+                    lode_logql::engine::sort_dedup(&mut merged, dir);
+                    for e in &merged {
+                        let mut md = e.metadata.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+                        if scan.push(e.ts, &e.line, &mut md).is_break() {
+                            break 'stream;
+                        }
+                    }
                 }
             }
         }

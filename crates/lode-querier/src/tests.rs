@@ -12,6 +12,20 @@ const T0: i64 = 1_700_000_000_000_000_000;
 /// Writes one chunk of `lines` (one per second from `from`) and its index object, as an
 /// ingester's flush would.
 async fn put_chunk(store: &ObjectStorage, tenant: &str, labels: &str, from: i64, lines: &[&str]) -> ChunkRef {
+    // One writer name per stream, so index objects of streams flushed at once do not collide.
+    let writer = format!("ing{:x}", Labels::parse(labels).unwrap().fingerprint());
+    put_chunk_by(store, tenant, &writer, labels, from, lines).await
+}
+
+/// [`put_chunk`] as ingester `writer` flushes it (replicas flush the same stream).
+async fn put_chunk_by(
+    store: &ObjectStorage,
+    tenant: &str,
+    writer: &str,
+    labels: &str,
+    from: i64,
+    lines: &[&str],
+) -> ChunkRef {
     let labels = Labels::parse(labels).unwrap();
     let mut c = MemChunk::new(lode_chunk::DEFAULT_BLOCK_SIZE, lode_chunk::DEFAULT_ZSTD_LEVEL);
     for (i, l) in lines.iter().enumerate() {
@@ -31,11 +45,7 @@ async fn put_chunk(store: &ObjectStorage, tenant: &str, labels: &str, from: i64,
     let mut b = IndexBuilder::new(tenant, period_of(min));
     b.add_chunk(&labels, cref);
     store
-        // One writer name per stream, so index objects of streams flushed at once do not collide.
-        .put(
-            &index_key(tenant, period_of(min), &format!("ing{:x}", labels.fingerprint()), from),
-            b.finish(),
-        )
+        .put(&index_key(tenant, period_of(min), writer, from), b.finish())
         .await
         .unwrap();
     cref
@@ -108,6 +118,33 @@ async fn reads_only_matching_chunks_and_applies_limit_across_streams() {
         .await
         .unwrap();
     assert_eq!(lines(&r)[0].1, ["secret"]);
+}
+
+#[tokio::test]
+async fn replicas_overlapping_chunks_are_merged_before_the_limit() {
+    // Replica A cut the stream in two chunks, replica B (which restarted) in one: their chunks
+    // overlap. A limit must count distinct entries, in order, not copies.
+    let store = ObjectStorage::in_memory();
+    let s = r#"{app="r"}"#;
+    put_chunk_by(&store, "t", "a", s, T0, &["l0", "l1"]).await;
+    put_chunk_by(&store, "t", "a", s, T0 + 2_000_000_000, &["l2", "l3", "l4", "l5"]).await;
+    put_chunk_by(&store, "t", "b", s, T0, &["l0", "l1", "l2", "l3", "l4", "l5"]).await;
+    let q = querier(&store);
+    let run = |dir, limit| {
+        let q = &q;
+        async move {
+            lines(&q.query_range("t", range(s, dir, limit)).await.unwrap())[0]
+                .1
+                .clone()
+        }
+    };
+    assert_eq!(run(Direction::Forward, 4).await, ["l0", "l1", "l2", "l3"]);
+    assert_eq!(run(Direction::Backward, 4).await, ["l5", "l4", "l3", "l2"]);
+    assert_eq!(run(Direction::Forward, 100).await, ["l0", "l1", "l2", "l3", "l4", "l5"]);
+    assert_eq!(
+        run(Direction::Backward, 100).await,
+        ["l5", "l4", "l3", "l2", "l1", "l0"]
+    );
 }
 
 #[tokio::test]
