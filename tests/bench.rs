@@ -82,7 +82,7 @@ async fn rate_limited_duration_run_reports_server_cost() {
     cfg.rate = 5000.0;
     cfg.duration = Some(Duration::from_secs(1));
     cfg.queries = 0;
-    cfg.pid = Some(pid);
+    cfg.pids = vec![pid];
     let r = lode_bench::run(&cfg).await.expect("run");
     assert_eq!(r.errors(), 0, "{:?}", r.first_error);
     // 5000 lines/s for 1 s, in 500-line requests: the last request that fits starts at 0.9 s.

@@ -27,8 +27,11 @@ pub use report::Report;
 /// Everything a run needs; `main` fills it from flags.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Base URL of the server, e.g. `http://127.0.0.1:3100`.
+    /// Base URL of the server, e.g. `http://127.0.0.1:3100`; a comma list (a cluster's
+    /// distributors) spreads the senders over them, sender `i` on URL `i mod n`.
     pub url: String,
+    /// Where the read-back and queries go (a cluster's querier); none: the first `url`.
+    pub query_url: Option<String>,
     /// `X-Scope-OrgID`; none sends no header.
     pub tenant: Option<String>,
     pub workload: Workload,
@@ -42,8 +45,9 @@ pub struct Config {
     pub lines: Option<u64>,
     /// Concurrent senders (one connection each).
     pub clients: usize,
-    /// Server process to read CPU time and memory of from `/proc`.
-    pub pid: Option<u32>,
+    /// Server processes (a cluster's every member) to read CPU time and memory of from
+    /// `/proc`, summed.
+    pub pids: Vec<u32>,
     /// Runs of each query class after the push; 0 = no query phase.
     pub queries: usize,
     /// Count the pushed lines back with a `count_over_time` query.
@@ -59,6 +63,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             url: "http://127.0.0.1:3100".to_string(),
+            query_url: None,
             tenant: None,
             workload: Workload {
                 job: "lode-bench".to_string(),
@@ -74,7 +79,7 @@ impl Default for Config {
             mb: None,
             lines: None,
             clients: 2,
-            pid: None,
+            pids: Vec::new(),
             queries: 0,
             verify: false,
             timeout: Duration::from_secs(60),
@@ -106,10 +111,28 @@ impl Config {
                 self.rate
             );
         }
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            bail!("--url must start with http:// or https://, got {:?}", self.url);
+        for url in self.push_urls().iter().chain(self.query_url.as_ref()) {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                bail!("--url and --query-url must start with http:// or https://, got {url:?}");
+            }
         }
         Ok(())
+    }
+
+    /// The push URLs of `url` (a comma list), without trailing slashes.
+    pub fn push_urls(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .collect()
+    }
+
+    /// The base URL reads go to.
+    pub fn read_url(&self) -> String {
+        match &self.query_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => self.push_urls().swap_remove(0),
+        }
     }
 }
 
@@ -120,8 +143,13 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
         .timeout(cfg.timeout)
         .pool_max_idle_per_host(cfg.clients)
         .build()?;
-    let pid = cfg.pid.map(|p| p.to_string());
-    let server_cpu = || pid.as_deref().and_then(|p| procfs::cpu_seconds(p).ok());
+    let pids: Vec<String> = cfg.pids.iter().map(u32::to_string).collect();
+    // Summed over every server process; unknown if any cannot be read.
+    let server_cpu = || {
+        (!pids.is_empty())
+            .then(|| pids.iter().map(|p| procfs::cpu_seconds(p).ok()).sum::<Option<f64>>())
+            .flatten()
+    };
     let mut clock_cpu: Vec<(Option<f64>, f64)> = Vec::new();
     let outcome = push::run(cfg, &http, || {
         clock_cpu.push((server_cpu(), procfs::cpu_seconds("self").unwrap_or(0.0)));
@@ -141,7 +169,13 @@ pub async fn run(cfg: &Config) -> anyhow::Result<Report> {
     } else {
         Vec::new()
     };
-    let rss = pid.as_deref().and_then(|p| procfs::rss_bytes(p).ok());
+    let rss = (!pids.is_empty())
+        .then(|| {
+            pids.iter()
+                .map(|p| procfs::rss_bytes(p).ok())
+                .try_fold((0, 0), |(r, h), x| x.map(|(a, b)| (r + a, h + b)))
+        })
+        .flatten();
     Ok(Report::new(
         cfg,
         outcome,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use lode_bench::{Config, Encoding, LineFormat};
 
-const USAGE: &str = "usage: lode-bench --url=http://127.0.0.1:3100 [bounds] [workload] [options]
+const USAGE: &str = "usage: lode-bench --url=http://127.0.0.1:3100[,http://...] [bounds] [workload] [options]
 bounds (at least one; the run stops at the first reached):
   --duration=30s        push for this long
   --mb=200              MB (10^6 bytes) of raw line text
@@ -23,7 +23,8 @@ options:
   --tenant=ID                   X-Scope-OrgID header
   --rate=0                      lines/s over all clients, 0 = as fast as the server answers
   --clients=2                   concurrent senders, one connection each
-  --pid=PID                     server process: report its CPU time and memory from /proc
+  --pid=PID[,PID...]            server processes: report their summed CPU time and memory from /proc
+  --query-url=URL               where reads go (a cluster's querier); default: the first --url
   --queries=0                   run each query class this many times after the push
   --verify                      count the pushed lines back with count_over_time
   --timeout=60s                 per-request timeout
@@ -85,6 +86,7 @@ fn parse_args(args: &[String]) -> anyhow::Result<(Config, bool)> {
         let dur = || -> anyhow::Result<Duration> { lode_model::time::parse_duration(v).map_err(anyhow::Error::msg) };
         match key {
             "url" => cfg.url = v.trim_end_matches('/').to_string(),
+            "query-url" => cfg.query_url = Some(v.trim_end_matches('/').to_string()),
             "tenant" => cfg.tenant = Some(v.to_string()),
             "job" => cfg.workload.job = v.to_string(),
             "streams" => cfg.workload.streams = int(key)? as usize,
@@ -103,7 +105,16 @@ fn parse_args(args: &[String]) -> anyhow::Result<(Config, bool)> {
             "mb" => cfg.mb = Some(num(key)?),
             "lines" => cfg.lines = Some(int(key)?),
             "clients" => cfg.clients = int(key)? as usize,
-            "pid" => cfg.pid = Some(int(key)? as u32),
+            "pid" => {
+                cfg.pids = v
+                    .split(',')
+                    .map(|p| {
+                        p.trim()
+                            .parse::<u32>()
+                            .with_context(|| format!("--pid needs process ids, got {v:?}"))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            }
             "queries" => cfg.queries = int(key)? as usize,
             "timeout" => cfg.timeout = dur()?,
             "pregen-mb" => cfg.pregen_mb = num(key)?,
@@ -161,5 +172,20 @@ mod tests {
         assert!(parse_args(&args("--lines=10 --streams=1 --clients=2")).is_err());
         assert!(parse_args(&args("--lines=10 --bogus=1")).is_err());
         assert!(parse_args(&args("--lines")).is_err());
+        assert!(parse_args(&args("--lines=10 --pid=12,x")).is_err());
+        assert!(parse_args(&args("--lines=10 --url=http://a:1,ftp://b:2")).is_err());
+    }
+
+    #[test]
+    fn a_cluster_spreads_pushes_and_reads_from_its_querier() {
+        let (cfg, _) = parse_args(&args(
+            "--lines=10 --url=http://d1:1,http://d2:2/ --query-url=http://q:3/ --pid=10,11,12",
+        ))
+        .expect("parses");
+        assert_eq!(cfg.push_urls(), ["http://d1:1", "http://d2:2"]);
+        assert_eq!(cfg.read_url(), "http://q:3");
+        assert_eq!(cfg.pids, [10, 11, 12]);
+        let (cfg, _) = parse_args(&args("--lines=10 --url=http://one:1")).expect("parses");
+        assert_eq!(cfg.read_url(), "http://one:1");
     }
 }

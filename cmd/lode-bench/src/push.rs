@@ -168,15 +168,19 @@ fn prepare(cfg: &Config) -> (Vec<Source>, Vec<std::thread::JoinHandle<()>>, Dura
 pub async fn run(cfg: &Config, http: &reqwest::Client, mut on_clock: impl FnMut()) -> anyhow::Result<PushOutcome> {
     let (sources, threads, pregen) = prepare(cfg);
     let pregenerated: u64 = sources.iter().map(|s| s.ready.len() as u64).sum();
-    let url = format!("{}/loki/api/v1/push", cfg.url.trim_end_matches('/'));
+    let urls: Vec<String> = cfg
+        .push_urls()
+        .iter()
+        .map(|u| format!("{u}/loki/api/v1/push"))
+        .collect();
     let rate_per_client = cfg.rate / cfg.clients as f64;
     on_clock();
     let start = tokio::time::Instant::now();
     let deadline = cfg.duration.map(|d| start + d);
     let mut tasks = Vec::new();
-    for mut source in sources {
+    for (i, mut source) in sources.into_iter().enumerate() {
         let http = http.clone();
-        let url = url.clone();
+        let url = urls[i % urls.len()].clone();
         let tenant = cfg.tenant.clone();
         let content_type = cfg.encoding.content_type();
         tasks.push(tokio::spawn(async move {

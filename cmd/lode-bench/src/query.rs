@@ -69,9 +69,7 @@ pub struct QueryResult {
 }
 
 fn get(http: &reqwest::Client, cfg: &Config, path: &str, params: &[(&str, String)]) -> reqwest::RequestBuilder {
-    let mut req = http
-        .get(format!("{}{path}", cfg.url.trim_end_matches('/')))
-        .query(params);
+    let mut req = http.get(format!("{}{path}", cfg.read_url())).query(params);
     if let Some(t) = &cfg.tenant {
         req = req.header("X-Scope-OrgID", t);
     }
