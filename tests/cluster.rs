@@ -550,6 +550,11 @@ async fn seven_processes_over_s3_lose_and_double_nothing_while_the_ring_changes_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Both distributors share a tenant's (global) ingestion rate.
+    for d in &distributors {
+        assert_eq!(metric(&d.p, "lode_distributor_healthy_distributors").await, 2);
+    }
+
     // From memory: both queriers, the same complete answer, every line once.
     let a = until_complete(&queriers[0].p, t0, pushers, &acked).await;
     assert_once(&a, &acked, &sent, "querier 0, from memory");

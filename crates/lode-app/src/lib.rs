@@ -148,6 +148,14 @@ async fn sync_ingesters(
         }
         if let Some(d) = &distributor {
             d.set_ingesters(ring);
+            // A global ingestion rate is shared among the healthy distributors.
+            let distributors = membership
+                .members()
+                .await
+                .iter()
+                .filter(|m| m.has_role("distributor") && m.healthy())
+                .count();
+            d.set_distributors(distributors);
         }
         if let Some(q) = &querier {
             q.set_ingesters(readable);

@@ -29,6 +29,8 @@ pub const NO_STREAMS_MSG: &str = "error at least one valid stream is required fo
 struct Metrics {
     lines_received: IntCounterVec,
     bytes_received: IntCounterVec,
+    /// Healthy distributors sharing a global rate (as the ring shows them).
+    distributors: prometheus::IntGauge,
     discards: Discards,
 }
 
@@ -50,6 +52,16 @@ impl Metrics {
                 "Bytes of lines and structured metadata received.",
                 &["tenant"],
             ),
+            distributors: {
+                let g = prometheus::IntGauge::new(
+                    "lode_distributor_healthy_distributors",
+                    "Healthy distributors sharing each tenant's global ingestion rate.",
+                )
+                .expect("static metric definition");
+                g.set(1);
+                let _ = registry.register(Box::new(g.clone()));
+                g
+            },
             discards,
         }
     }
@@ -69,6 +81,8 @@ pub struct Distributor {
     clients: RwLock<HashMap<String, Arc<dyn Pusher>>>,
     /// Ingesters that take writes (ACTIVE); the others are skipped and the replica set extended.
     writable: RwLock<std::collections::HashSet<String>>,
+    /// Healthy distributors in the cluster, this one included: a global rate is shared by them.
+    distributors: std::sync::atomic::AtomicUsize,
     metrics: Metrics,
 }
 
@@ -87,8 +101,17 @@ impl Distributor {
             ring: RwLock::new(Ring::new(tokens_per_instance)),
             clients: RwLock::new(HashMap::new()),
             writable: RwLock::new(std::collections::HashSet::new()),
+            distributors: std::sync::atomic::AtomicUsize::new(1),
             metrics: Metrics::new(registry, discards),
         }
+    }
+
+    /// How many healthy distributors share a tenant's global ingestion rate (at least 1).
+    pub fn set_distributors(&self, n: usize) {
+        self.distributors.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+        self.metrics
+            .distributors
+            .set(i64::try_from(n.max(1)).unwrap_or(i64::MAX));
     }
 
     /// Registers an ingester on the ring with the client that reaches it.
@@ -299,7 +322,7 @@ impl Distributor {
             return Ok(());
         }
         let limits = self.limits.tenant(tenant);
-        let rate = limits.ingestion_rate_bytes();
+        let rate = limits.distributor_rate_bytes(self.distributors.load(std::sync::atomic::Ordering::Relaxed));
         if self
             .rates
             .allow(tenant, bytes as f64, rate, limits.ingestion_burst_bytes())
@@ -469,6 +492,10 @@ mod tests {
             text.contains(r#"loki_discarded_samples_total{reason="rate_limited",tenant="slow"} 1"#),
             "{text}"
         );
+        // With four distributors sharing the (global) rate, this one enforces a quarter of it.
+        d.set_distributors(4);
+        let e = d.push("slow", req(4)).await.unwrap_err();
+        assert!(e.message.contains("(limit: 256 bytes/sec)"), "{}", e.message);
     }
 
     #[tokio::test]

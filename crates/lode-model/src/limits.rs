@@ -11,6 +11,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::{ByteSize, ConfigDuration};
 
+/// `limits_config.ingestion_rate_strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateStrategy {
+    Global,
+    Local,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
@@ -42,6 +50,10 @@ pub struct LimitsConfig {
     pub query_timeout: ConfigDuration,
     /// Longest time range a query may span.
     pub max_query_length: ConfigDuration,
+    /// How `ingestion_rate_mb` applies in a cluster: `global` (Loki's default) shares it among
+    /// the healthy distributors, each enforcing `rate / distributors`; `local` gives every
+    /// distributor the whole rate. The burst is per distributor either way, as in Loki.
+    pub ingestion_rate_strategy: RateStrategy,
     /// Per-tenant push rate in MiB/s of line and structured-metadata bytes (distributor).
     pub ingestion_rate_mb: f64,
     /// The most a tenant may push at once above its rate, in MiB.
@@ -121,6 +133,7 @@ impl Default for LimitsConfig {
             max_query_series: 500,
             query_timeout: ConfigDuration::secs(60),
             max_query_length: ConfigDuration::secs(721 * 3600),
+            ingestion_rate_strategy: RateStrategy::Global,
             ingestion_rate_mb: 4.0,
             ingestion_burst_size_mb: 6.0,
             per_stream_rate_limit: ByteSize(3 << 20),
@@ -158,9 +171,18 @@ impl LimitsConfig {
         Ok(())
     }
 
-    /// The tenant push rate in bytes per second.
+    /// The tenant push rate in bytes per second (over the whole cluster when the strategy is
+    /// global).
     pub fn ingestion_rate_bytes(&self) -> f64 {
         self.ingestion_rate_mb * (1 << 20) as f64
+    }
+
+    /// The push rate one of `distributors` healthy distributors enforces, in bytes per second.
+    pub fn distributor_rate_bytes(&self, distributors: usize) -> f64 {
+        match self.ingestion_rate_strategy {
+            RateStrategy::Global => self.ingestion_rate_bytes() / distributors.max(1) as f64,
+            RateStrategy::Local => self.ingestion_rate_bytes(),
+        }
     }
 
     pub fn ingestion_burst_bytes(&self) -> f64 {
@@ -346,6 +368,12 @@ mod tests {
     fn token_bucket_allows_the_burst_then_the_rate() {
         let t0 = Instant::now();
         let mut b = TokenBucket { tokens: 10.0, last: t0 };
+        let global = LimitsConfig::default();
+        assert_eq!(global.distributor_rate_bytes(0), 4.0 * 1048576.0);
+        assert_eq!(global.distributor_rate_bytes(2), 2.0 * 1048576.0);
+        let local: LimitsConfig = serde_yaml::from_str("ingestion_rate_strategy: local").unwrap();
+        assert_eq!(local.distributor_rate_bytes(2), 4.0 * 1048576.0);
+        assert!(serde_yaml::from_str::<LimitsConfig>("ingestion_rate_strategy: both").is_err());
         assert!(b.allow(10.0, 5.0, 10.0, t0));
         assert!(!b.allow(1.0, 5.0, 10.0, t0));
         let later = t0 + std::time::Duration::from_millis(400);
