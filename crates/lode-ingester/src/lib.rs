@@ -32,7 +32,7 @@ use lode_model::{ApiError, ErrorCode};
 use lode_storage::ObjectStorage;
 use metrics::Metrics;
 pub use stream::OUT_OF_ORDER;
-pub use wal::ReplayReport;
+pub use wal::{FileDamage, ReplayReport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngesterError {

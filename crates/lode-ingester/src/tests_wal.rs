@@ -1,6 +1,7 @@
 //! WAL behaviour of a whole ingester: what it acknowledged comes back after a crash (an
 //! ingester dropped without flushing), exactly once, across checkpoints and damage.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -235,4 +236,134 @@ async fn a_failed_wal_write_is_a_503_and_nothing_is_lost_once_it_works() {
     let (ing, report) = start(c).await;
     assert_eq!(report.damaged, 0, "{report:?}");
     assert_eq!(lines(&ing, "t").await, all);
+}
+
+/// The frames of a WAL file's bytes: (offset of the frame header, payload length).
+fn frame_spans(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut pos = lode_wal::SEGMENT_MAGIC.len();
+    while pos + lode_wal::FRAME_HEADER <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        spans.push((pos, len));
+        pos += lode_wal::FRAME_HEADER + len;
+    }
+    spans
+}
+
+/// The lines an `entries` frame holds (none for other records).
+fn frame_lines(bytes: &[u8], (off, len): (usize, usize)) -> Vec<String> {
+    let body = off + lode_wal::FRAME_HEADER;
+    match lode_wal::decode(&bytes[body..body + len]).unwrap() {
+        lode_wal::Record::Entries { entries, .. } => entries.iter().map(|e| e.line.to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipped_bytes_in_an_earlier_segment_and_a_torn_last_segment_cost_only_their_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = cfg(dir.path());
+    // The smallest segment the WAL takes; each push below is ~300 KB, so a segment holds four.
+    c.wal.segment_size = ByteSize(1 << 20);
+    let (ing, _) = start(c.clone()).await;
+    let mut pushed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for k in 0..12i64 {
+        let app = ["a", "b", "c"][k as usize % 3];
+        let labels = format!(r#"{{app="{app}"}}"#);
+        let b = StreamBatch {
+            labels: Labels::parse(&labels).unwrap(),
+            entries: (k * 100..k * 100 + 100)
+                .map(|i| Entry::new(i, format!("{app} {i} {}", "x".repeat(3000))))
+                .collect(),
+        };
+        pushed
+            .entry(labels)
+            .or_default()
+            .extend(b.entries.iter().map(|e| e.line.clone()));
+        ing.push("t", vec![b]).await.unwrap();
+    }
+    assert_eq!(lines(&ing, "t").await, pushed.clone().into_iter().collect::<Vec<_>>());
+    drop(ing);
+
+    let segments = lode_wal::list(dir.path()).unwrap().segments;
+    assert!(segments.len() >= 3, "{segments:?}");
+    // Flip bytes in the middle of an entries frame in the middle of an earlier segment.
+    let (_, flipped_path) = segments[segments.len() - 2].clone();
+    let mut flipped = std::fs::read(&flipped_path).unwrap();
+    assert_eq!(lode_wal::read_file(&flipped_path).unwrap().damage, []);
+    let spans = frame_spans(&flipped);
+    let entries_frames: Vec<(usize, usize)> = spans
+        .iter()
+        .copied()
+        .filter(|s| !frame_lines(&flipped, *s).is_empty())
+        .collect();
+    assert!(entries_frames.len() >= 3, "{spans:?}");
+    let hit = entries_frames[entries_frames.len() / 2];
+    assert_ne!(Some(&hit), spans.last(), "not the segment's last frame");
+    let lost_to_flip = frame_lines(&flipped, hit);
+    let middle = hit.0 + lode_wal::FRAME_HEADER + hit.1 / 2;
+    for b in &mut flipped[middle..middle + 16] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&flipped_path, &flipped).unwrap();
+    // Tear the last segment in the middle of its last record, as a crash mid-write would.
+    let (_, torn_path) = segments.last().unwrap().clone();
+    let mut torn = std::fs::read(&torn_path).unwrap();
+    let last = *frame_spans(&torn).last().unwrap();
+    let lost_to_tear = frame_lines(&torn, last);
+    let cut = last.0 + lode_wal::FRAME_HEADER + last.1 / 2;
+    torn.truncate(cut);
+    std::fs::write(&torn_path, &torn).unwrap();
+    assert_eq!((lost_to_flip.len(), lost_to_tear.len()), (100, 100));
+
+    let (ing, report) = start(c.clone()).await;
+    // Everything else comes back: every line of every other frame, before and after the
+    // flipped frame and in every segment, exactly once and in order.
+    let lost: Vec<&String> = lost_to_flip.iter().chain(&lost_to_tear).collect();
+    let expected: Vec<(String, Vec<String>)> = pushed
+        .iter()
+        .map(|(l, lines)| (l.clone(), lines.iter().filter(|x| !lost.contains(x)).cloned().collect()))
+        .collect();
+    let got = lines(&ing, "t").await;
+    assert_eq!(got, expected);
+    assert_eq!(got.iter().map(|(_, l)| l.len()).sum::<usize>(), 1200 - 200);
+    // The report says what was dropped: where, how much, why, and what was cut off.
+    let flip_bytes = (lode_wal::FRAME_HEADER + hit.1) as u64;
+    let tear_bytes = (cut - last.0) as u64;
+    assert_eq!(report.damaged, 2, "{report:?}");
+    assert_eq!(report.damaged_bytes, flip_bytes + tear_bytes);
+    assert_eq!(report.dropped_records, 0, "{report:?}");
+    assert_eq!(report.entries, 1000, "{report:?}");
+    let found: Vec<(&Path, u64, u64, bool, bool)> = report
+        .damage
+        .iter()
+        .map(|d| {
+            (
+                d.file.as_path(),
+                d.damage.offset,
+                d.damage.bytes,
+                d.damage.tail,
+                d.truncated,
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (flipped_path.as_path(), hit.0 as u64, flip_bytes, false, false),
+            (torn_path.as_path(), last.0 as u64, tear_bytes, true, true),
+        ]
+    );
+    assert_eq!(report.damage[0].damage.reason, "checksum mismatch");
+    assert_eq!(
+        report.damage[1].damage.reason,
+        format!("torn frame: {} bytes declared, {} present", last.1, last.1 / 2)
+    );
+    drop(ing);
+
+    // The post-replay checkpoint replaced the damaged files: a second restart finds no
+    // damage and the same lines.
+    let (ing, report) = start(c).await;
+    assert_eq!((report.damaged, report.damage.len()), (0, 0), "{report:?}");
+    assert_eq!(lines(&ing, "t").await, expected);
 }

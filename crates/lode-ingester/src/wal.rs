@@ -4,7 +4,7 @@
 //! that let old segments go, and the fsync timer of `sync: interval`.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -31,6 +31,19 @@ pub struct ReplayReport {
     pub dropped_records: u64,
     pub streams: u64,
     pub duration: Duration,
+    /// Every damaged stretch, per file, in replay order (`damaged` counts them).
+    pub damage: Vec<FileDamage>,
+}
+
+/// A stretch of one WAL file the replay could not use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDamage {
+    pub file: PathBuf,
+    /// Byte offset and length in the file, why, and whether it ran to the end of the file.
+    pub damage: lode_wal::Damage,
+    /// Whether the replay cut the file at `damage.offset` (a torn tail of the last segment,
+    /// where the crash interrupted a write).
+    pub truncated: bool,
 }
 
 /// A worker's view of the streams it replays.
@@ -126,7 +139,7 @@ impl Ingester {
         let mut report = ReplayReport::default();
         let n = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 8);
         let checkpoint_no = files.checkpoint.as_ref().map_or(0, |c| c.0);
-        let all: Vec<(bool, u64, std::path::PathBuf)> = files
+        let all: Vec<(bool, u64, PathBuf)> = files
             .checkpoint
             .iter()
             .map(|(no, p)| (true, *no, p.clone()))
@@ -159,18 +172,23 @@ impl Ingester {
                 let frames = lode_wal::read_file(path)?;
                 report.files += 1;
                 report.bytes += frames.size();
+                let torn_last = !from_checkpoint && Some(*no) == last_segment;
                 for d in &frames.damage {
+                    let truncated = torn_last && d.tail;
                     report.damaged += 1;
                     report.damaged_bytes += d.bytes;
                     tracing::warn!(
-                        file = %path.display(), offset = d.offset, bytes = d.bytes, reason = %d.reason,
-                        "wal: dropping a damaged stretch; everything before it is recovered"
+                        file = %path.display(), offset = d.offset, end = d.offset + d.bytes, bytes = d.bytes,
+                        reason = %d.reason, truncated,
+                        "wal: dropping a damaged stretch; the frames around it are recovered"
                     );
+                    report.damage.push(FileDamage {
+                        file: path.clone(),
+                        damage: d.clone(),
+                        truncated,
+                    });
                 }
-                if !from_checkpoint
-                    && Some(*no) == last_segment
-                    && let Some(at) = frames.torn_at()
-                {
+                if torn_last && let Some(at) = frames.torn_at() {
                     lode_wal::truncate_file(path, at)?;
                 }
                 let mut jobs: Vec<Job> = (0..n)
