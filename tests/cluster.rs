@@ -383,8 +383,9 @@ async fn metric(p: &LodeProcess, name: &str) -> u64 {
 /// The topology: 2 distributors, 3 ingesters and 2 queriers as separate processes,
 /// gossiping, over a real S3-compatible server. Pushes go through both distributors and both
 /// queriers return the same, complete answer. Under a bounded load from four pushers one
-/// ingester is killed with SIGKILL, restarted on its WAL, and a fourth ingester joins and takes
-/// streams: every acknowledged line comes back exactly once, from memory and from S3.
+/// ingester is killed with SIGKILL, restarted on its WAL, a fourth ingester joins and takes
+/// streams, and another leaves gracefully (flushing to S3): every acknowledged line comes back
+/// exactly once, from memory and from S3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seven_processes_over_s3_lose_and_double_nothing_while_the_ring_changes_under_load() {
     let s3 = lode_testkit::S3Server::start("lode-cluster").await.unwrap();
@@ -392,9 +393,9 @@ async fn seven_processes_over_s3_lose_and_double_nothing_while_the_ring_changes_
     let ports: Vec<u16> = (0..8).map(|_| free_udp_port()).collect();
     let seed = ports[0];
     let mut ingesters: Vec<Member> = Vec::new();
-    for i in 0..3 {
+    for (i, port) in ports.iter().take(3).enumerate() {
         let data = DataDir::new().unwrap();
-        ingesters.push(start_in(data, "ingester", &format!("ingester-{i}"), &storage, ports[i], seed).await);
+        ingesters.push(start_in(data, "ingester", &format!("ingester-{i}"), &storage, *port, seed).await);
     }
     let mut distributors = Vec::new();
     for i in 0..2 {
@@ -495,9 +496,17 @@ async fn seven_processes_over_s3_lose_and_double_nothing_while_the_ring_changes_
         )
         .await,
     );
+    // An ingester leaves gracefully: LEAVING (no more writes), flushes to S3, exits.
+    let at_leave = more(40).await;
+    let leaving = ingesters.remove(0);
+    tokio::task::spawn_blocking(move || leaving.p.stop().unwrap())
+        .await
+        .unwrap();
     let at_stop = more(40).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    eprintln!("requests done at the kill {at_kill}, restart {at_restart}, join {at_join}, stop {at_stop}");
+    eprintln!(
+        "requests done at the kill {at_kill}, restart {at_restart}, join {at_join}, leave {at_leave}, stop {at_stop}"
+    );
 
     let mut acked = std::collections::BTreeSet::new();
     let mut sent = std::collections::BTreeSet::new();

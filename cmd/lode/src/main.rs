@@ -1,11 +1,13 @@
-//! `lode`: one binary for every role. Parses `-config.file=` and flag overrides, sets up
+//! `lode`: one binary for every role. Parses `-config.file=` (with `-config.expand-env=true`,
+//! `${VAR}` references in it come from the environment) and flag overrides, sets up
 //! logging, starts the node and shuts it down gracefully (flushing everything) on SIGTERM or
 //! SIGINT.
 
 use anyhow::{Context, bail};
 use lode_app::{Config, Node};
 
-const USAGE: &str = "usage: lode [-config.file=PATH] [-target=all|distributor,ingester,querier]
+const USAGE: &str = "usage: lode [-config.file=PATH] [-config.expand-env=false]
+            [-target=all|distributor,ingester,querier]
             [-server.http-listen-port=3100] [-server.http-listen-address=0.0.0.0]
             [-server.grpc-listen-port=9095] [-server.grpc-listen-address=0.0.0.0]
             [-common.path-prefix=DIR] [-common.instance-id=ID] [-common.replication-factor=N]
@@ -29,7 +31,10 @@ fn parse_args() -> anyhow::Result<Config> {
         }
         match body.split_once('=') {
             Some((k, v)) => flags.push((k.to_string(), v.to_string())),
-            None if body == "auth.enabled" => flags.push((body.to_string(), "true".to_string())),
+            // Boolean flags may stand alone, as with Go's flag package.
+            None if body == "auth.enabled" || body == lode_app::EXPAND_ENV_FLAG => {
+                flags.push((body.to_string(), "true".to_string()))
+            }
             None => {
                 i += 1;
                 let v = args
@@ -40,14 +45,12 @@ fn parse_args() -> anyhow::Result<Config> {
         }
         i += 1;
     }
-    let mut cfg = match flags.iter().find(|(k, _)| k == "config.file") {
-        Some((_, path)) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {path:?}"))?;
-            Config::from_yaml(&text).with_context(|| format!("config file {path:?}"))?
-        }
-        None => Config::default(),
-    };
-    for (k, v) in flags.iter().filter(|(k, _)| k != "config.file") {
+    // -config.file and -config.expand-env are read first, wherever they are on the line.
+    let mut cfg = Config::from_file_flags(&flags, lode_app::process_env)?;
+    for (k, v) in flags
+        .iter()
+        .filter(|(k, _)| k != lode_app::FILE_FLAG && k != lode_app::EXPAND_ENV_FLAG)
+    {
         if !cfg.apply_flag(k, v)? {
             bail!("unknown flag -{k}\n{USAGE}");
         }

@@ -13,6 +13,11 @@ use lode_storage::StorageConfig;
 
 use crate::AppError;
 
+/// The flag naming the config file.
+pub const FILE_FLAG: &str = "config.file";
+/// Loki's flag: expand `${VAR}` references in the config file before parsing it.
+pub const EXPAND_ENV_FLAG: &str = "config.expand-env";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -136,6 +141,41 @@ impl Config {
             return Ok(Config::default());
         }
         serde_yaml::from_str(text).map_err(|e| AppError::Config(e.to_string()))
+    }
+
+    /// Reads the file `-config.file` names (defaults without one), with its environment
+    /// references expanded first when `-config.expand-env` is true ([`crate::expand_env`]). Both
+    /// flags are looked up wherever they are in `flags` (the last one wins, as with Go's flags),
+    /// so their order does not matter; every other flag is left to [`Config::apply_flag`].
+    pub fn from_file_flags(
+        flags: &[(String, String)],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, AppError> {
+        let last = |name: &str| flags.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let expand = match last(EXPAND_ENV_FLAG) {
+            None | Some("false" | "0") => false,
+            Some("" | "true" | "1") => true,
+            Some(v) => {
+                return Err(AppError::Config(format!(
+                    "invalid value {v:?} for -{EXPAND_ENV_FLAG}: expected true or false"
+                )));
+            }
+        };
+        let Some(path) = last(FILE_FLAG) else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| AppError::Config(format!("cannot read config file {path:?}: {e}")))?;
+        let in_file = |e: AppError| match e {
+            AppError::Config(m) => AppError::Config(format!("config file {path:?}: {m}")),
+            other => other,
+        };
+        let text = if expand {
+            crate::expand::expand_env(&text, env).map_err(in_file)?
+        } else {
+            text
+        };
+        Config::from_yaml(&text).map_err(in_file)
     }
 
     /// The config as YAML for `/config`, with secrets (keys, passwords) shown as `<secret>`,
@@ -378,6 +418,53 @@ mod tests {
         assert_eq!(c.server.http_listen_port, 0);
         assert!(!c.apply_flag("no.such", "x").unwrap());
         assert!(c.apply_flag("server.http-listen-port", "http").is_err());
+    }
+
+    #[test]
+    fn expand_env_flag_works_before_or_after_the_file_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lode.yaml");
+        std::fs::write(
+            &path,
+            "server:\n  http_listen_port: ${PORT:-3300}\n  log_level: ${LEVEL}\n",
+        )
+        .unwrap();
+        let file = (FILE_FLAG.to_string(), path.to_string_lossy().into_owned());
+        let flag = |v: &str| (EXPAND_ENV_FLAG.to_string(), v.to_string());
+        let env = |k: &str| (k == "LEVEL").then(|| "debug".to_string());
+        for flags in [
+            vec![file.clone(), flag("true")],
+            vec![flag("true"), file.clone()],
+            vec![flag(""), file.clone()],
+            vec![flag("false"), file.clone(), flag("1")],
+        ] {
+            let c = Config::from_file_flags(&flags, env).unwrap();
+            assert_eq!(
+                (c.server.http_listen_port, c.server.log_level.as_str()),
+                (3300, "debug"),
+                "{flags:?}"
+            );
+        }
+        // Without the flag the text is parsed as it is (and here is not a valid port).
+        let err = Config::from_file_flags(std::slice::from_ref(&file), env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http_listen_port"), "{err}");
+        let err = Config::from_file_flags(&[file.clone(), flag("yes")], env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(r#"invalid value "yes" for -config.expand-env"#), "{err}");
+        // A bad reference names the file and the line.
+        std::fs::write(&path, "server:\n  log_level: ${LEVEL:0:2}\n").unwrap();
+        let err = Config::from_file_flags(&[flag("true"), file], env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lode.yaml") && err.contains("on line 2"), "{err}");
+        // No file: defaults, with or without the flag.
+        assert_eq!(
+            Config::from_file_flags(&[flag("true")], env).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]

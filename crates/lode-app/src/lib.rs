@@ -7,6 +7,8 @@
 //! in-memory chunk before returning. `cmd/lode` parses flags and calls `Node::start`.
 
 mod config;
+mod expand;
+mod ring_status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use config::{CommonConfig, Config, Roles};
+pub use config::{CommonConfig, Config, EXPAND_ENV_FLAG, FILE_FLAG, Roles};
+pub use expand::{expand_env, process_env};
 use lode_distributor::Distributor;
 use lode_grpc::ClientPool;
 use lode_ingester::Ingester;
@@ -299,6 +302,14 @@ impl Node {
                 current: cfg.to_masked_yaml(),
                 defaults: Config::default().to_masked_yaml(),
             },
+            ring: ring_status::for_node(
+                membership.clone(),
+                ingester.clone(),
+                &cfg.common.instance_id,
+                roles.names(),
+                advertised(local, &cfg.memberlist.advertise_addr),
+                cfg.common.ring_tokens,
+            ),
         };
         if !cfg.runtime_config.file.is_empty() {
             tokio::spawn(reload_overrides(

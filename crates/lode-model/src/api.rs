@@ -406,3 +406,36 @@ pub trait MetadataHandler: Send + Sync {
     ) -> Result<Vec<String>, ApiError>;
     async fn patterns(&self, tenant: &str, req: PatternsRequest) -> Result<Vec<LogPattern>, ApiError>;
 }
+
+/// One cluster member as the `/ring` page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RingMember {
+    pub id: String,
+    /// `JOINING`, `ACTIVE`, `LEAVING` or `UNHEALTHY`.
+    pub state: String,
+    /// Where the ring reaches it: the gRPC address of an ingester, else its HTTP address.
+    pub address: String,
+    pub http_address: String,
+    pub roles: Vec<String>,
+    /// Tokens it holds on the ingester ring (0 for members that are not ingesters).
+    pub tokens: u32,
+    /// Its share of the ingester ring's token space, in percent (0-100).
+    pub ownership: f64,
+    /// Age of the newest heartbeat seen from it (zero for this node itself).
+    pub heartbeat_age: std::time::Duration,
+}
+
+/// The ring as this node sees it: every member, sorted by id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RingView {
+    pub members: Vec<RingMember>,
+}
+
+/// The cluster membership behind `/ring`: what it shows and its "Forget" button.
+#[async_trait]
+pub trait RingStatus: Send + Sync {
+    async fn ring(&self) -> RingView;
+    /// Removes an UNHEALTHY member from the ring: `NotFound` for an unknown id, `BadRequest`
+    /// (with the membership's reason) for a member that may not be forgotten.
+    async fn forget(&self, id: &str) -> Result<(), ApiError>;
+}

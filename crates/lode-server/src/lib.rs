@@ -1,9 +1,9 @@
 //! The HTTP edge of every role: Loki's push endpoints (decoding JSON, gzip/deflate JSON and
 //! snappy protobuf bodies), the query endpoints rendering Loki's JSON, the metadata and Logs
 //! Drilldown endpoints (`series`, `index/*`, `detected_*`, `patterns`), and the operations
-//! endpoints (`/ready`, `/flush`, `/metrics`, build info, `/config`, `/services`). Handlers call the role traits from
-//! `lode_model::api`; this crate never depends on a role crate, so the same router serves a
-//! distributor, a querier, an ingester or all of them.
+//! endpoints (`/ready`, `/flush`, `/metrics`, build info, `/config`, `/services`, `/ring`).
+//! Handlers call the role traits from `lode_model::api`; this crate never depends on a role
+//! crate, so the same router serves a distributor, a querier, an ingester or all of them.
 
 mod config;
 mod http;
@@ -13,6 +13,7 @@ mod push;
 pub mod push_decode;
 mod query;
 mod render;
+mod ring;
 mod tail;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use axum::routing::{get, post};
 use prometheus::Registry;
 
 pub use config::ServerConfig;
-use lode_model::api::{IngesterAdmin, MetadataHandler, PushHandler, QueryHandler};
+use lode_model::api::{IngesterAdmin, MetadataHandler, PushHandler, QueryHandler, RingStatus};
 use lode_model::limits::Limits;
 pub use push_decode::DecodeLimits;
 
@@ -47,6 +48,8 @@ pub struct Handlers {
     pub limits: Arc<Limits>,
     /// What `/config` shows.
     pub config: ConfigView,
+    /// The cluster membership behind `/ring`; absent: `/ring` is 404.
+    pub ring: Option<Arc<dyn RingStatus>>,
 }
 
 /// The node's config for `/config`: the effective config and the defaults, as YAML (secrets
@@ -114,6 +117,7 @@ pub fn router(h: Handlers) -> Router {
         )
         .route("/config", get(ops::config))
         .route("/services", get(ops::services))
+        .route("/ring", get(ring::page).post(ring::forget))
         .route("/ready", get(ops::ready))
         .route("/flush", get(ops::flush).post(ops::flush))
         .route("/metrics", get(ops::metrics))

@@ -27,6 +27,11 @@ impl PushHandler for Recorder {
 }
 
 fn app(auth: bool) -> (Router, Arc<Recorder>) {
+    let (h, rec) = handlers(auth);
+    (router(h), rec)
+}
+
+fn handlers(auth: bool) -> (Handlers, Arc<Recorder>) {
     let rec = Arc::new(Recorder::default());
     let h = Handlers {
         push: Some(rec.clone()),
@@ -46,8 +51,9 @@ fn app(auth: bool) -> (Router, Arc<Recorder>) {
             current: "auth_enabled: false\nserver:\n  http_listen_port: 0\n".into(),
             defaults: "auth_enabled: false\nserver:\n  http_listen_port: 3100\n".into(),
         },
+        ring: None,
     };
-    (router(h), rec)
+    (h, rec)
 }
 
 async fn send(app: &Router, req: Request<Body>) -> (StatusCode, String) {
@@ -127,6 +133,9 @@ async fn unknown_paths_and_missing_roles_are_404() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, body) = send(&app, Request::get("/ready").body(Body::empty()).unwrap()).await;
     assert_eq!((s, body.as_str()), (StatusCode::OK, "ready\n"));
+    // Without a membership there is no ring page.
+    let (s, _) = send(&app, Request::get("/ring").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -229,4 +238,158 @@ async fn otlp_pushes_reach_the_push_handler_and_errors_are_rpc_statuses() {
     // Field 1 (code) = 3, then field 2 (message).
     assert_eq!(&bytes[..2], &[0x08, 0x03]);
     assert_eq!(bytes[2], 0x12);
+}
+
+/// A membership of two ingesters, one of them dead, and a querier whose id needs escaping.
+struct FakeRing(std::sync::Mutex<Vec<lode_model::api::RingMember>>);
+
+impl FakeRing {
+    fn new() -> Self {
+        let member = |id: &str, state: &str, roles: &[&str], tokens: u32, ownership: f64, age: u64| {
+            lode_model::api::RingMember {
+                id: id.into(),
+                state: state.into(),
+                address: format!("{id}:9095"),
+                http_address: format!("{id}:3100"),
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+                tokens,
+                ownership,
+                heartbeat_age: std::time::Duration::from_secs(age),
+            }
+        };
+        FakeRing(std::sync::Mutex::new(vec![
+            member("ing-a", "ACTIVE", &["ingester"], 128, 48.5, 1),
+            member("ing-b", "UNHEALTHY", &["ingester"], 128, 51.5, 90),
+            member("<q&\"1\">", "ACTIVE", &["querier"], 0, 0.0, 0),
+        ]))
+    }
+}
+
+#[async_trait]
+impl lode_model::api::RingStatus for FakeRing {
+    async fn ring(&self) -> lode_model::api::RingView {
+        lode_model::api::RingView {
+            members: self.0.lock().unwrap().clone(),
+        }
+    }
+
+    async fn forget(&self, id: &str) -> Result<(), ApiError> {
+        let mut members = self.0.lock().unwrap();
+        let Some(i) = members.iter().position(|m| m.id == id) else {
+            return Err(ApiError::new(
+                lode_model::ErrorCode::NotFound,
+                format!("no member {id:?}"),
+            ));
+        };
+        if members[i].state != "UNHEALTHY" {
+            return Err(ApiError::bad_request(format!("member {id:?} is not unhealthy")));
+        }
+        members.remove(i);
+        Ok(())
+    }
+}
+
+fn ring_app() -> Router {
+    let (mut h, _) = handlers(false);
+    h.ring = Some(Arc::new(FakeRing::new()));
+    router(h)
+}
+
+fn forget_req(id: &str, json: bool) -> Request<Body> {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("forget", id)
+        .finish();
+    let mut b = Request::post("/ring").header("content-type", "application/x-www-form-urlencoded");
+    if json {
+        b = b.header("accept", "application/json");
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+#[tokio::test]
+async fn ring_page_as_json_is_dskits_shape() {
+    let app = ring_app();
+    let req = Request::get("/ring")
+        .header("accept", "application/json")
+        .body(Body::empty())
+        .unwrap();
+    let r = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let shards = v["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 3);
+    let a = &shards[0];
+    assert_eq!(a["id"], "ing-a");
+    assert_eq!(a["state"], "ACTIVE");
+    assert_eq!(a["address"], "ing-a:9095");
+    assert_eq!(a["zone"], "");
+    assert_eq!(a["tokens"], serde_json::json!([]));
+    assert_eq!(a["num_tokens"], 128);
+    assert_eq!(a["ownership"], 48.5);
+    assert_eq!(a["heartbeat_age_seconds"], 1.0);
+    assert_eq!(a["roles"], serde_json::json!(["ingester"]));
+    for key in ["timestamp", "registered_timestamp"] {
+        let ts = a[key].as_str().unwrap();
+        assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{key}: {ts}");
+    }
+    let now = chrono::DateTime::parse_from_rfc3339(v["now"].as_str().unwrap()).unwrap();
+    let hb = chrono::DateTime::parse_from_rfc3339(shards[1]["timestamp"].as_str().unwrap()).unwrap();
+    assert_eq!((now - hb).num_seconds(), 90, "the heartbeat is 90 s before now");
+}
+
+#[tokio::test]
+async fn ring_page_as_html_escapes_ids_and_has_a_forget_button_per_member() {
+    let app = ring_app();
+    let (s, html) = send(&app, Request::get("/ring").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("<td>ing-b</td>"), "{html}");
+    assert!(html.contains("<td>UNHEALTHY</td>"), "{html}");
+    assert!(html.contains("<td>48.500%</td>"), "{html}");
+    assert!(html.contains("&lt;q&amp;&quot;1&quot;&gt;"), "{html}");
+    assert!(!html.contains("<q&"), "an id is never markup: {html}");
+    assert_eq!(html.matches(r#"name="forget""#).count(), 3);
+    assert!(html.contains(r#"name="forget" value="ing-b""#), "{html}");
+}
+
+#[tokio::test]
+async fn forget_redirects_browsers_answers_json_clients_and_refuses_healthy_or_unknown_members() {
+    let app = ring_app();
+    // A healthy member: 400 with the membership's reason.
+    let (s, body) = send(&app, forget_req("ing-a", false)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        "error forgetting instance \"ing-a\": member \"ing-a\" is not unhealthy\n"
+    );
+    // An unknown one: 404.
+    let (s, body) = send(&app, forget_req("nope", false)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    // No id at all: 400.
+    let req = Request::post("/ring")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("other=1"))
+        .unwrap();
+    assert_eq!(send(&app, req).await.0, StatusCode::BAD_REQUEST);
+
+    // A browser's form post: 303 back to the page.
+    let r = app.clone().oneshot(forget_req("ing-b", false)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "ring");
+    let (_, html) = send(&app, Request::get("/ring").body(Body::empty()).unwrap()).await;
+    assert!(!html.contains("ing-b"), "{html}");
+
+    // A JSON client gets the ring after the forget.
+    let app = ring_app();
+    let (s, body) = send(&app, forget_req("ing-b", true)).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<&str> = v["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["ing-a", "<q&\"1\">"]);
 }
