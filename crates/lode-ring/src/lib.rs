@@ -4,7 +4,7 @@
 //! walks on to the next distinct ingesters. The distributor asks the ring where each stream goes;
 //! in the single binary the ring holds the one local ingester.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 
 use hashring::HashRing;
@@ -38,6 +38,12 @@ pub struct Ring {
     nodes: HashRing<VNode>,
     instances: BTreeSet<String>,
     tokens_per_instance: u32,
+    /// `instances` in order, so an ingester is a small index below.
+    names: Vec<String>,
+    /// Every virtual node's ingester (index into `names`), clockwise from an arbitrary start.
+    clockwise: Vec<usize>,
+    /// Where each virtual node (ingester index, token index) sits in `clockwise`.
+    position: HashMap<(usize, u32), usize>,
 }
 
 impl Ring {
@@ -46,6 +52,9 @@ impl Ring {
             nodes: HashRing::new(),
             instances: BTreeSet::new(),
             tokens_per_instance: tokens_per_instance.max(1),
+            names: Vec::new(),
+            clockwise: Vec::new(),
+            position: HashMap::new(),
         }
     }
 
@@ -56,6 +65,7 @@ impl Ring {
                 index,
             });
             self.nodes.batch_add(vnodes.collect());
+            self.rebuild();
         }
     }
 
@@ -67,11 +77,46 @@ impl Ring {
                     index,
                 });
             }
+            self.rebuild();
+        }
+    }
+
+    /// Lays the ring out once per membership change: `hashring`'s own replica walk clones every
+    /// virtual node, which cost tens of microseconds per stream of every push; a lookup now finds
+    /// its primary with `hashring` and walks this table from there.
+    fn rebuild(&mut self) {
+        self.names = self.instances.iter().cloned().collect();
+        let all = self
+            .nodes
+            .get_with_replicas(&0u32, self.nodes.len())
+            .unwrap_or_default();
+        let all = &all[..all.len().min(self.nodes.len())];
+        self.clockwise = Vec::with_capacity(all.len());
+        self.position = HashMap::with_capacity(all.len());
+        for (p, v) in all.iter().enumerate() {
+            let i = self.names.binary_search(&v.instance).unwrap_or_default();
+            self.clockwise.push(i);
+            self.position.insert((i, v.index), p);
         }
     }
 
     pub fn instances(&self) -> impl Iterator<Item = &str> {
         self.instances.iter().map(String::as_str)
+    }
+
+    /// Every ingester's index in `names` for each virtual node clockwise from `token`'s owner,
+    /// once around the ring.
+    fn walk(&self, token: u32) -> impl Iterator<Item = usize> + '_ {
+        let start = self
+            .nodes
+            .get(&token)
+            .and_then(|v| {
+                let i = self.names.binary_search(&v.instance).ok()?;
+                self.position.get(&(i, v.index)).copied()
+            })
+            .unwrap_or(0);
+        let n = self.clockwise.len();
+        (0..n).map(move |k| self.clockwise[(start + k) % n])
     }
 
     /// The `rf` distinct ingesters that own `token`, primary first.
@@ -86,27 +131,7 @@ impl Ring {
                 have: self.instances.len(),
             });
         }
-        if rf <= 1 {
-            let node = self.nodes.get(&token).ok_or(RingError::Empty)?;
-            return Ok(vec![self.canonical(&node.instance)]);
-        }
-        // hashring returns consecutive virtual nodes, which may belong to the same ingester;
-        // walk the whole ring once and keep the first `rf` distinct ones.
-        let walk = self
-            .nodes
-            .get_with_replicas(&token, self.nodes.len())
-            .ok_or(RingError::Empty)?;
-        let mut out: Vec<&str> = Vec::with_capacity(rf);
-        for node in &walk {
-            let id = self.canonical(&node.instance);
-            if !out.contains(&id) {
-                out.push(id);
-                if out.len() == rf {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        self.get_healthy(token, rf.max(1), |_| true)
     }
 
     /// The replica set for `token` when some ingesters are unhealthy: the first `rf` distinct
@@ -117,25 +142,22 @@ impl Ring {
         if self.instances.is_empty() {
             return Err(RingError::Empty);
         }
-        let walk = self
-            .nodes
-            .get_with_replicas(&token, self.nodes.len())
-            .ok_or(RingError::Empty)?;
-        let mut seen: Vec<&str> = Vec::new();
+        // Consecutive virtual nodes may belong to the same ingester: keep the first of each.
+        let mut seen: Vec<usize> = Vec::with_capacity(rf + 2);
         let mut out: Vec<&str> = Vec::with_capacity(rf);
-        for node in &walk {
-            let id = self.canonical(&node.instance);
-            if seen.contains(&id) {
+        for i in self.walk(token) {
+            if seen.contains(&i) {
                 continue;
             }
-            seen.push(id);
+            seen.push(i);
+            let id = self.names[i].as_str();
             if healthy(id) {
                 out.push(id);
                 if out.len() == rf {
                     break;
                 }
             }
-            if seen.len() == self.instances.len() {
+            if seen.len() == self.names.len() {
                 break;
             }
         }
@@ -222,6 +244,43 @@ mod tests {
         let total: f64 = own.iter().map(|o| o.1).sum();
         assert!((total - 1.0).abs() < 1e-9);
         assert!(own.iter().all(|o| o.1 > 0.1 && o.1 < 0.4), "{own:?}");
+    }
+
+    #[test]
+    fn lookups_match_hashrings_own_walk() {
+        // The reference: hashring's replica walk, which clones the ring per lookup.
+        fn reference(r: &Ring, token: u32, rf: usize, healthy: impl Fn(&str) -> bool) -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            let mut seen: Vec<String> = Vec::new();
+            for v in r.nodes.get_with_replicas(&token, r.nodes.len()).unwrap() {
+                if !seen.contains(&v.instance) {
+                    seen.push(v.instance.clone());
+                    if healthy(&v.instance) && out.len() < rf {
+                        out.push(v.instance);
+                    }
+                }
+            }
+            out
+        }
+        let mut r = Ring::new(32);
+        for i in 0..7 {
+            r.add(&format!("ing-{i}"));
+        }
+        r.remove("ing-3");
+        r.add("ing-9");
+        for t in 0..2_000u32 {
+            let token = t.wrapping_mul(2_654_435_761);
+            let got: Vec<String> = r.get(token, 3).unwrap().iter().map(|s| s.to_string()).collect();
+            assert_eq!(got, reference(&r, token, 3, |_| true), "token {token}");
+            let healthy = |id: &str| id != "ing-0" && id != "ing-5";
+            let got: Vec<String> = r
+                .get_healthy(token, 3, healthy)
+                .unwrap()
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            assert_eq!(got, reference(&r, token, 3, healthy), "token {token}");
+        }
     }
 
     #[test]
