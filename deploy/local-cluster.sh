@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Lode's cluster topology on one machine, every role its own process on loopback:
 # 3 ingesters, 2 distributors and 2 queriers, gossiping over UDP, replication factor 3,
-# sharing one filesystem store (or any storage_config given in $LODE_STORAGE_YAML).
+# sharing one filesystem store (or any storage_config given in $LODE_STORAGE_YAML; more config
+# sections, e.g. limits_config, in $LODE_EXTRA_YAML).
 #
 #   deploy/local-cluster.sh start DIR   # starts the 7 processes, data and logs under DIR
 #   deploy/local-cluster.sh stop DIR    # SIGTERM to each (ingesters flush and leave)
@@ -49,6 +50,7 @@ cat >"$dir/lode.yaml" <<YAML
 $storage
 memberlist:
   gossip_interval: 200ms
+${LODE_EXTRA_YAML:-}
 YAML
 
 member() { # role index instance http gossip [grpc]
