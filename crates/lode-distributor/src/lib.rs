@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use async_trait::async_trait;
 use prometheus::{IntCounterVec, Opts, Registry};
 
-use lode_model::api::{PushHandler, PushRequest, Pusher, StreamBatch};
+use lode_model::api::{PushHandler, PushRequest, Pusher, SharedBatch, StreamBatch};
 use lode_model::labels::ring_token;
 use lode_model::limits::{Limits, RateLimiters};
 use lode_model::metrics::Discards;
@@ -224,7 +224,7 @@ impl Distributor {
         let rf = self.replication_factor;
         let n = batches.len();
         let quorum = rf / 2 + 1;
-        let mut per_instance: HashMap<String, (Vec<usize>, Vec<StreamBatch>)> = HashMap::new();
+        let mut per_instance: HashMap<String, (Vec<usize>, Vec<Arc<SharedBatch>>)> = HashMap::new();
         {
             let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
             let writable = self.writable.read().unwrap_or_else(|p| p.into_inner());
@@ -241,21 +241,15 @@ impl Distributor {
                         ),
                     ));
                 }
-                // Every replica but the last gets a copy; the last takes the batch itself.
-                let mut batch = Some(batch);
-                for (k, owner) in owners.iter().enumerate() {
-                    let b = if k + 1 == owners.len() {
-                        batch.take()
-                    } else {
-                        batch.clone()
-                    };
-                    let Some(b) = b else { continue };
+                // Every replica shares the one batch (and a transport's one encoding of it).
+                let batch = SharedBatch::new(batch);
+                for owner in &owners {
                     if !per_instance.contains_key(*owner) {
                         per_instance.insert(owner.to_string(), Default::default());
                     }
                     if let Some(slot) = per_instance.get_mut(*owner) {
                         slot.0.push(i);
-                        slot.1.push(b);
+                        slot.1.push(batch.clone());
                     }
                 }
             }
@@ -265,7 +259,7 @@ impl Distributor {
             let client = clients.get(&id).cloned();
             async move {
                 let r = match client {
-                    Some(c) => c.push(tenant, batch).await,
+                    Some(c) => c.push_shared(tenant, batch).await,
                     None => Err(ApiError::new(
                         ErrorCode::Unavailable,
                         format!("no client for ingester {id}"),

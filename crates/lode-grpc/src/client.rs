@@ -15,10 +15,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use lode_model::api::{
     LabelRequest, LogQuerier, LogSelect, Pusher, QueryStats, SampleResult, SampleSelect, SampleSeries, SelectResult,
-    StreamBatch, StreamSummary, StreamsRequest, TailBatch, TailReceiver, TailSource,
+    SharedBatch, StreamBatch, StreamSummary, StreamsRequest, TailBatch, TailReceiver, TailSource,
 };
 use lode_model::{ApiError, ErrorCode, Stream};
-use lode_proto::convert_ingester::{label_request_into_proto, push_into_proto, stream_from_proto};
+use lode_proto::convert_ingester::{encode_stream, label_request_into_proto, push_into_proto, stream_from_proto};
 use lode_proto::ingester::ingester_client::IngesterClient as GrpcClient;
 use lode_proto::{ProtoError, ingester as pb, status};
 use tonic::metadata::MetadataValue;
@@ -39,6 +39,9 @@ pub struct IngesterClient {
     /// `ingester <addr>`, the prefix of transport errors.
     context: String,
     grpc: GrpcClient<Channel>,
+    /// The same channel without the generated client's types, for pushes of pre-encoded
+    /// streams ([`EncodedPush`]).
+    raw: tonic::client::Grpc<Channel>,
     remote_timeout: Duration,
     max_send: usize,
 }
@@ -70,13 +73,18 @@ impl IngesterClient {
             return Err(invalid("no port".to_string()));
         }
         let g = &cfg.grpc_client_config;
-        let grpc = GrpcClient::new(endpoint.connect_lazy())
+        let channel = endpoint.connect_lazy();
+        let grpc = GrpcClient::new(channel.clone())
+            .max_decoding_message_size(as_usize(g.max_recv_msg_size))
+            .max_encoding_message_size(as_usize(g.max_send_msg_size));
+        let raw = tonic::client::Grpc::new(channel)
             .max_decoding_message_size(as_usize(g.max_recv_msg_size))
             .max_encoding_message_size(as_usize(g.max_send_msg_size));
         Ok(IngesterClient {
             addr: addr.to_string(),
             context: format!("ingester {addr}"),
             grpc,
+            raw,
             remote_timeout: cfg.remote_timeout(),
             max_send: as_usize(g.max_send_msg_size),
         })
@@ -119,6 +127,57 @@ impl IngesterClient {
         let mut grpc = self.grpc.clone();
         self.deadline(async { grpc.push(req).await.map(|_| ()).map_err(|s| self.status(&s)) })
             .await
+    }
+}
+
+/// A `logproto.PushRequest` whose streams are already encoded (`StreamAdapter` bytes, field 1):
+/// on the wire the same message the ingester's `Push` decodes. Encode only.
+#[derive(Debug, Default)]
+struct EncodedPush {
+    streams: Vec<Arc<SharedBatch>>,
+}
+
+impl EncodedPush {
+    fn wire(s: &SharedBatch) -> &[u8] {
+        // Filled by `push_shared` before the request is built; encoding here too keeps the
+        // message right whatever the order.
+        s.wire.get_or_init(|| encode_stream(&s.batch))
+    }
+}
+
+impl prost::Message for EncodedPush {
+    fn encode_raw(&self, buf: &mut impl prost::bytes::BufMut) {
+        for s in &self.streams {
+            let bytes = Self::wire(s);
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, buf);
+            prost::encoding::encode_varint(bytes.len() as u64, buf);
+            buf.put_slice(bytes);
+        }
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: prost::encoding::WireType,
+        buf: &mut impl prost::bytes::Buf,
+        ctx: prost::encoding::DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        // Never decoded: Lode decodes pushes as `logproto::PushRequest`.
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.streams
+            .iter()
+            .map(|s| {
+                let n = Self::wire(s).len();
+                prost::encoding::key_len(1) + prost::encoding::encoded_len_varint(n as u64) + n
+            })
+            .sum()
+    }
+
+    fn clear(&mut self) {
+        self.streams.clear();
     }
 }
 
@@ -175,6 +234,33 @@ impl Pusher for IngesterClient {
     /// other. As with one request, what can be stored is stored: a client error (400, 429) of
     /// one part does not stop the others and comes back with the parts' messages joined; a
     /// server fault stops the push.
+    /// Each stream is encoded once (cached in its [`SharedBatch`]) and the bytes go to every
+    /// replica; a push too large for one request takes the splitting path of [`Pusher::push`].
+    async fn push_shared(&self, tenant: &str, streams: Vec<Arc<SharedBatch>>) -> Result<(), ApiError> {
+        let total: usize = streams
+            .iter()
+            .map(|s| s.wire.get_or_init(|| encode_stream(&s.batch)).len() + 8)
+            .sum();
+        if total > self.max_send / 2 {
+            return self
+                .push(tenant, streams.into_iter().map(SharedBatch::into_batch).collect())
+                .await;
+        }
+        let req = self.request(tenant, EncodedPush { streams })?;
+        let mut raw = self.raw.clone();
+        self.deadline(async {
+            raw.ready()
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("{}: {e}", self.context)))?;
+            let path = tonic::codegen::http::uri::PathAndQuery::from_static("/lode.ingester.v1.Ingester/Push");
+            raw.unary::<_, lode_proto::logproto::PushResponse, _>(req, path, tonic_prost::ProstCodec::default())
+                .await
+                .map(|_| ())
+                .map_err(|s| self.status(&s))
+        })
+        .await
+    }
+
     async fn push(&self, tenant: &str, streams: Vec<StreamBatch>) -> Result<(), ApiError> {
         let total: usize = streams
             .iter()

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use lode_grpc::{ClientPool, GrpcServerConfig, IngesterClient, IngesterClientConfig, IngesterService};
 use lode_ingester::{Ingester, IngesterConfig};
 use lode_model::api::{
-    LabelRequest, LogQuerier, LogSelect, Pusher, SampleSelect, StreamBatch, StreamsRequest, TailBatch, TailReceiver,
-    TailSource,
+    LabelRequest, LogQuerier, LogSelect, Pusher, SampleSelect, SharedBatch, StreamBatch, StreamsRequest, TailBatch,
+    TailReceiver, TailSource,
 };
 use lode_model::limits::LimitsConfig;
 use lode_model::metrics::Discards;
 use lode_model::time::{ByteSize, ConfigDuration};
-use lode_model::{Direction, Entry, ErrorCode, Labels};
+use lode_model::{Direction, Entry, ErrorCode, Labels, Stream};
 use lode_storage::ObjectStorage;
 use prometheus::Registry;
 use tokio::net::TcpListener;
@@ -231,6 +231,59 @@ async fn pushed_through_the_client_queries_equal_in_process_answers() {
         assert!(!remote.is_empty());
     }
     server.stop().await;
+}
+
+#[tokio::test]
+async fn shared_streams_are_encoded_once_and_stored_by_every_replica() {
+    let (a, b) = (ingester(LimitsConfig::default()), ingester(LimitsConfig::default()));
+    let (sa, sb) = (
+        Server::start(a.clone(), GrpcServerConfig::default()).await,
+        Server::start(b.clone(), GrpcServerConfig::default()).await,
+    );
+    let (ca, cb) = (client(sa.addr), client(sb.addr));
+    let shared: Vec<Arc<SharedBatch>> = ["{app=\"api\"}", "{app=\"web\"}"]
+        .iter()
+        .map(|l| {
+            SharedBatch::new(batch(
+                l,
+                (0..50)
+                    .map(|j| entry(1_000 + j, format!("line {j}"), &[("trace_id", "t")]))
+                    .collect(),
+            ))
+        })
+        .collect();
+    ca.push_shared(TENANT, shared.clone()).await.unwrap();
+    assert!(
+        shared.iter().all(|s| s.wire.get().is_some()),
+        "encoded by the first push"
+    );
+    let cached: Vec<*const u8> = shared.iter().map(|s| s.wire.get().unwrap().as_ptr()).collect();
+    cb.push_shared(TENANT, shared.clone()).await.unwrap();
+    let again: Vec<*const u8> = shared.iter().map(|s| s.wire.get().unwrap().as_ptr()).collect();
+    assert_eq!(cached, again, "the second replica sends the same bytes");
+
+    let req = select(r#"{app=~"api|web"}"#, Direction::Forward, 1000);
+    let (from_a, from_b) = (
+        a.select_logs(TENANT, &req).await.unwrap(),
+        b.select_logs(TENANT, &req).await.unwrap(),
+    );
+    let expected: Vec<Stream> = shared
+        .iter()
+        .map(|s| Stream {
+            labels: s.batch.labels.to_string(),
+            entries: s.batch.entries.clone(),
+        })
+        .collect();
+    assert_eq!(from_a.streams, expected);
+    assert_eq!(from_b.streams, expected);
+
+    // A refusal keeps its code on this path too.
+    let late = vec![SharedBatch::new(batch("{app=\"api\"}", vec![entry(10, "late", &[])]))];
+    let err = ca.push_shared(TENANT, late).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRequest, "{err}");
+    assert!(err.message.contains("entry out of order"), "{err}");
+    sa.stop().await;
+    sb.stop().await;
 }
 
 #[tokio::test]

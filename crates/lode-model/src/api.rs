@@ -35,11 +35,42 @@ pub struct StreamBatch {
     pub entries: Vec<Entry>,
 }
 
+/// One validated stream on its way to all its replicas: shared by every replica's push, so
+/// replication costs no copy, with a slot where a remote transport keeps its encoding of the
+/// stream, so it is encoded once for every replica.
+#[derive(Debug)]
+pub struct SharedBatch {
+    pub batch: StreamBatch,
+    pub wire: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl SharedBatch {
+    pub fn new(batch: StreamBatch) -> std::sync::Arc<SharedBatch> {
+        std::sync::Arc::new(SharedBatch {
+            batch,
+            wire: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The batch itself when this is its last holder, else a copy.
+    pub fn into_batch(self: std::sync::Arc<Self>) -> StreamBatch {
+        std::sync::Arc::try_unwrap(self).map_or_else(|s| s.batch.clone(), |s| s.batch)
+    }
+}
+
 /// The ingester's push: accepts validated streams for one tenant.
 #[async_trait]
 pub trait Pusher: Send + Sync {
     /// Appends what it can; entries it refuses (out of order...) are named in a 400 error.
     async fn push(&self, tenant: &str, streams: Vec<StreamBatch>) -> Result<(), ApiError>;
+
+    /// [`Pusher::push`] of streams shared with the other replicas' pushes (the distributor's
+    /// call). By default each stream is taken whole by its last holder and copied for the
+    /// others; a remote pusher sends each stream's cached encoding instead.
+    async fn push_shared(&self, tenant: &str, streams: Vec<std::sync::Arc<SharedBatch>>) -> Result<(), ApiError> {
+        self.push(tenant, streams.into_iter().map(SharedBatch::into_batch).collect())
+            .await
+    }
 }
 
 /// A log query against one source (ingester memory or the store): the LogQL text, the range
