@@ -14,7 +14,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 lode=${LODE_BIN:-$root/target/release/lode}
 bench=${LODE_BENCH_BIN:-$root/target/release/lode-bench}
 work=$(mktemp -d /tmp/lode-topologies.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+# A failed run must not leave a cluster holding the ports of the next one.
+cleanup() {
+  for d in "$work"/cluster-*; do [[ -d $d ]] && "$root/deploy/local-cluster.sh" stop "$d"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
 limits='limits_config:
   ingestion_rate_mb: 10000
   ingestion_burst_size_mb: 10000

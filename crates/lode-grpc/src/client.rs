@@ -95,12 +95,26 @@ impl IngesterClient {
     }
 
     fn request<T>(&self, tenant: &str, msg: T) -> Result<Request<T>, ApiError> {
+        let mut req = self.streamed_request(tenant, msg)?;
+        req.set_timeout(self.remote_timeout);
+        Ok(req)
+    }
+
+    /// A request whose answer is streamed for as long as it takes: no overall deadline for the
+    /// server, each message is awaited under `remote_timeout` instead ([`Self::next`]); the
+    /// query's own `query_timeout` bounds the whole.
+    fn streamed_request<T>(&self, tenant: &str, msg: T) -> Result<Request<T>, ApiError> {
         let mut req = Request::new(msg);
         let value = MetadataValue::try_from(tenant)
             .map_err(|_| ApiError::bad_request(format!("invalid org id: {tenant:?}")))?;
         req.metadata_mut().insert(TENANT_HEADER, value);
-        req.set_timeout(self.remote_timeout);
         Ok(req)
+    }
+
+    /// The next message of a streamed answer, which must come within `remote_timeout`.
+    async fn next<T>(&self, stream: &mut tonic::Streaming<T>) -> Result<Option<T>, ApiError> {
+        self.deadline(async { stream.message().await.map_err(|s| self.status(&s)) })
+            .await
     }
 
     fn status(&self, s: &Status) -> ApiError {
@@ -293,68 +307,68 @@ impl Pusher for IngesterClient {
 #[async_trait]
 impl LogQuerier for IngesterClient {
     async fn select_logs(&self, tenant: &str, req: &LogSelect) -> Result<SelectResult, ApiError> {
-        let req = self.request(tenant, pb::QueryRequest::from(req))?;
+        let req = self.streamed_request(tenant, pb::QueryRequest::from(req))?;
         let mut grpc = self.grpc.clone();
-        self.deadline(async {
-            let mut stream = grpc.query(req).await.map_err(|s| self.status(&s))?.into_inner();
-            let mut asm = Assembler::new();
-            let mut stats = QueryStats::default();
-            while let Some(msg) = stream.message().await.map_err(|s| self.status(&s))? {
-                if let Some(s) = msg.stats {
-                    stats.merge(&s.into());
-                }
-                let groups = msg
-                    .streams
-                    .into_iter()
-                    .map(|s| stream_from_proto(s).map(|s| (s.labels, s.entries)))
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| self.bad_answer(e))?;
-                asm.add(Batch {
-                    groups,
-                    first_continues: msg.first_continues,
-                });
+        let mut stream = self
+            .deadline(async { grpc.query(req).await.map_err(|s| self.status(&s)) })
+            .await?
+            .into_inner();
+        let mut asm = Assembler::new();
+        let mut stats = QueryStats::default();
+        while let Some(msg) = self.next(&mut stream).await? {
+            if let Some(s) = msg.stats {
+                stats.merge(&s.into());
             }
-            let streams = asm
-                .finish()
+            let groups = msg
+                .streams
                 .into_iter()
-                .map(|(labels, entries)| Stream { labels, entries })
-                .collect();
-            Ok(SelectResult { streams, stats })
-        })
-        .await
+                .map(|s| stream_from_proto(s).map(|s| (s.labels, s.entries)))
+                .collect::<Result<_, _>>()
+                .map_err(|e| self.bad_answer(e))?;
+            asm.add(Batch {
+                groups,
+                first_continues: msg.first_continues,
+            });
+        }
+        let streams = asm
+            .finish()
+            .into_iter()
+            .map(|(labels, entries)| Stream { labels, entries })
+            .collect();
+        Ok(SelectResult { streams, stats })
     }
 
     async fn select_samples(&self, tenant: &str, req: &SampleSelect) -> Result<SampleResult, ApiError> {
-        let req = self.request(tenant, pb::SampleQueryRequest::from(req))?;
+        let req = self.streamed_request(tenant, pb::SampleQueryRequest::from(req))?;
         let mut grpc = self.grpc.clone();
-        self.deadline(async {
-            let mut stream = grpc.query_sample(req).await.map_err(|s| self.status(&s))?.into_inner();
-            let mut asm = Assembler::new();
-            let mut stats = QueryStats::default();
-            while let Some(msg) = stream.message().await.map_err(|s| self.status(&s))? {
-                if let Some(s) = msg.stats {
-                    stats.merge(&s.into());
-                }
-                asm.add(Batch {
-                    groups: msg
-                        .series
-                        .into_iter()
-                        .map(|s| {
-                            let s = SampleSeries::from(s);
-                            (s.labels, s.samples)
-                        })
-                        .collect(),
-                    first_continues: msg.first_continues,
-                });
+        let mut stream = self
+            .deadline(async { grpc.query_sample(req).await.map_err(|s| self.status(&s)) })
+            .await?
+            .into_inner();
+        let mut asm = Assembler::new();
+        let mut stats = QueryStats::default();
+        while let Some(msg) = self.next(&mut stream).await? {
+            if let Some(s) = msg.stats {
+                stats.merge(&s.into());
             }
-            let series = asm
-                .finish()
-                .into_iter()
-                .map(|(labels, samples)| SampleSeries { labels, samples })
-                .collect();
-            Ok(SampleResult { series, stats })
-        })
-        .await
+            asm.add(Batch {
+                groups: msg
+                    .series
+                    .into_iter()
+                    .map(|s| {
+                        let s = SampleSeries::from(s);
+                        (s.labels, s.samples)
+                    })
+                    .collect(),
+                first_continues: msg.first_continues,
+            });
+        }
+        let series = asm
+            .finish()
+            .into_iter()
+            .map(|(labels, samples)| SampleSeries { labels, samples })
+            .collect();
+        Ok(SampleResult { series, stats })
     }
 
     async fn label_names(&self, tenant: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
@@ -366,17 +380,17 @@ impl LogQuerier for IngesterClient {
     }
 
     async fn stream_summaries(&self, tenant: &str, req: &StreamsRequest) -> Result<Vec<StreamSummary>, ApiError> {
-        let req = self.request(tenant, pb::SeriesRequest::from(req))?;
+        let req = self.streamed_request(tenant, pb::SeriesRequest::from(req))?;
         let mut grpc = self.grpc.clone();
-        self.deadline(async {
-            let mut stream = grpc.series(req).await.map_err(|s| self.status(&s))?.into_inner();
-            let mut out = Vec::new();
-            while let Some(msg) = stream.message().await.map_err(|s| self.status(&s))? {
-                out.extend(msg.streams.into_iter().map(StreamSummary::from));
-            }
-            Ok(out)
-        })
-        .await
+        let mut stream = self
+            .deadline(async { grpc.series(req).await.map_err(|s| self.status(&s)) })
+            .await?
+            .into_inner();
+        let mut out = Vec::new();
+        while let Some(msg) = self.next(&mut stream).await? {
+            out.extend(msg.streams.into_iter().map(StreamSummary::from));
+        }
+        Ok(out)
     }
 }
 
