@@ -90,9 +90,34 @@ impl Stream {
         }
     }
 
-    /// Appends entries in order. A line older than the newest accepted one is refused; an exact
-    /// duplicate of the newest (same time, line and metadata) is dropped silently; equal times
-    /// with different lines are kept. Accepted entries are also encoded into `wal`.
+    /// Every entry this stream holds (cut chunks not yet flushed and the head chunk) with a
+    /// time in `[from, through]`.
+    fn held_between(&self, from: i64, through: i64) -> std::collections::HashSet<Entry> {
+        let mut out = std::collections::HashSet::new();
+        let end = through.saturating_add(1);
+        let mut add = |e: EntryRef<'_>| {
+            out.insert(e.to_entry());
+            ControlFlow::Continue(())
+        };
+        for c in &self.pending {
+            if c.cref.through >= from
+                && c.cref.from <= through
+                && let Ok(chunk) = Chunk::from_bytes(c.bytes.clone())
+            {
+                // A chunk this ingester encoded itself; if it cannot be read here, the copy
+                // check is what fails, and the lines are refused as out of order.
+                let _ = chunk.for_each_entry(from, end, Direction::Forward, &mut add);
+            }
+        }
+        let _ = self.head.for_each_entry(from, end, Direction::Forward, &mut add);
+        out
+    }
+
+    /// Appends entries in order. A line older than the newest accepted one is refused, unless
+    /// the stream already holds an exact copy of it (same time, line and metadata): copies are
+    /// dropped silently, so a retried push (which a replica may have taken although its
+    /// distributor failed) is not an error. Equal times with different lines are kept.
+    /// Accepted entries are also encoded into `wal`.
     pub fn push(
         &mut self,
         tenant: &str,
@@ -112,6 +137,12 @@ impl Stream {
             b.begin_entries(self.wal_id);
         }
         let total = entries.len();
+        // The entries held from the oldest one this push sends again, to tell copies from
+        // lines that really are out of order (rare: only retried or reordered pushes).
+        let held = self.last.as_ref().and_then(|last| {
+            let from = entries.iter().map(|e| e.ts).filter(|ts| *ts <= last.ts).min()?;
+            Some(self.held_between(from, last.ts))
+        });
         // (timestamp, reason) of each refused entry.
         let mut refused: Vec<(i64, String)> = Vec::new();
         let mut refused_bytes = 0;
@@ -119,6 +150,9 @@ impl Stream {
         let mut appended_bytes = 0;
         for e in entries {
             if let Some(last) = &self.last {
+                if e.ts <= last.ts && held.as_ref().is_some_and(|h| h.contains(&e)) {
+                    continue;
+                }
                 if e.ts < last.ts {
                     refused_bytes += e.size();
                     refused.push((e.ts, OUT_OF_ORDER.to_string()));

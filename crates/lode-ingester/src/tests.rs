@@ -75,6 +75,43 @@ async fn out_of_order_is_refused_and_the_rest_kept() {
 }
 
 #[tokio::test]
+async fn a_retried_push_is_taken_silently_and_only_real_late_lines_refused() {
+    // Small chunks, so the retried lines span cut chunks and the head.
+    let (ing, _) = ingester(IngesterConfig {
+        chunk_target_size: ByteSize(1),
+        ..IngesterConfig::default()
+    });
+    let first: Vec<(i64, String)> = (0..20).map(|i| (100 + i, format!("line {i}"))).collect();
+    let refs: Vec<(i64, &str)> = first.iter().map(|(t, l)| (*t, l.as_str())).collect();
+    ing.push("t", vec![batch(r#"{app="a"}"#, &refs)]).await.unwrap();
+    // The whole push again (a retry), then more: no error, nothing doubled.
+    let mut again = refs.clone();
+    again.push((200, "new"));
+    ing.push("t", vec![batch(r#"{app="a"}"#, &again)]).await.unwrap();
+    // A line at an old time that the stream does not hold is still out of order.
+    let err = ing
+        .push(
+            "t",
+            vec![batch(
+                r#"{app="a"}"#,
+                &[(105, "line 5"), (105, "not sent before"), (201, "newer")],
+            )],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert!(err.message.contains("total ignored: 1 out of 3"), "{}", err.message);
+    let r = ing
+        .select_logs("t", &select(r#"{app="a"}"#, Direction::Forward, 1000))
+        .await
+        .unwrap();
+    let lines: Vec<&str> = r.streams[0].entries.iter().map(|e| e.line.as_str()).collect();
+    let mut expected: Vec<&str> = refs.iter().map(|(_, l)| *l).collect();
+    expected.extend(["new", "newer"]);
+    assert_eq!(lines, expected);
+}
+
+#[tokio::test]
 async fn select_applies_direction_limit_filters_and_tenants() {
     let (ing, _) = ingester(IngesterConfig::default());
     let entries: Vec<(i64, String)> = (0..50)

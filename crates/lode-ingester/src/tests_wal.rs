@@ -109,9 +109,10 @@ async fn acknowledged_lines_survive_a_crash_exactly_once_across_checkpoints() {
     assert_eq!(report.dropped_records, 0);
     assert_eq!(lines(&ing, "t").await, before_t);
     assert_eq!(lines(&ing, "other").await, before_other, "tenants stay apart");
-    // Order is still enforced after a replay, and new lines are logged under new ids.
+    // Order is still enforced after a replay (a line it does not hold, at an old time), and new
+    // lines are logged under new ids.
     let e = ing
-        .push("t", vec![batch(r#"{app="a"}"#, 10, 1, "a")])
+        .push("t", vec![batch(r#"{app="a"}"#, 10, 1, "late")])
         .await
         .unwrap_err();
     assert_eq!(e.code, ErrorCode::BadRequest);
