@@ -100,9 +100,10 @@ impl IngesterClient {
         Ok(req)
     }
 
-    /// A request whose answer is streamed for as long as it takes: no overall deadline for the
-    /// server, each message is awaited under `remote_timeout` instead ([`Self::next`]); the
-    /// query's own `query_timeout` bounds the whole.
+    /// A request whose answer is streamed for as long as it takes: the ingester answers the
+    /// call at once and computes while the client reads (see the server's `deferred`), so the
+    /// call has `remote_timeout` (is the ingester there?) and its messages have none: the
+    /// query's own `query_timeout` bounds them.
     fn streamed_request<T>(&self, tenant: &str, msg: T) -> Result<Request<T>, ApiError> {
         let mut req = Request::new(msg);
         let value = MetadataValue::try_from(tenant)
@@ -111,10 +112,9 @@ impl IngesterClient {
         Ok(req)
     }
 
-    /// The next message of a streamed answer, which must come within `remote_timeout`.
+    /// The next message of a streamed answer.
     async fn next<T>(&self, stream: &mut tonic::Streaming<T>) -> Result<Option<T>, ApiError> {
-        self.deadline(async { stream.message().await.map_err(|s| self.status(&s)) })
-            .await
+        stream.message().await.map_err(|s| self.status(&s))
     }
 
     fn status(&self, s: &Status) -> ApiError {

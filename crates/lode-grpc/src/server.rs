@@ -22,6 +22,25 @@ use crate::{GrpcError, TENANT_HEADER};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// A streamed answer whose work starts when the client reads it: the call returns (and the
+/// response headers go out) at once, and the answer, or its error, follows as messages. So a
+/// client's deadline on the call measures whether the ingester is there, not how long a large
+/// query takes (which the querier's `query_timeout` bounds).
+fn deferred<T: Send + 'static>(
+    work: impl Future<Output = Result<BoxStream<T>, Status>> + Send + 'static,
+) -> BoxStream<T> {
+    use futures::StreamExt;
+    Box::pin(
+        futures::stream::once(async move {
+            match work.await {
+                Ok(stream) => stream,
+                Err(status) => Box::pin(futures::stream::iter([Err(status)])) as BoxStream<T>,
+            }
+        })
+        .flatten(),
+    )
+}
+
 /// Bytes a query answer's entry counts for when cutting batches.
 fn entry_size(e: &lode_model::Entry) -> usize {
     let pairs = |p: &[(String, String)]| p.iter().map(|(n, v)| n.len() + v.len() + 8).sum::<usize>();
@@ -106,21 +125,24 @@ impl Ingester for IngesterService {
     async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<Self::QueryStream>, Status> {
         let tenant = tenant(&req)?;
         let sel = LogSelect::try_from(req.into_inner()).map_err(bad_request)?;
-        let res = self.querier.select_logs(&tenant, &sel).await.map_err(api_status)?;
-        let groups = res.streams.into_iter().map(|s| (s.labels, s.entries)).collect();
-        let mut stats = Some(pb::QueryStats::from(res.stats));
-        let batches = Batcher::new(groups, self.batch_bytes, entry_size).map(move |b| {
-            Ok(pb::QueryResponse {
-                streams: b
-                    .groups
-                    .into_iter()
-                    .map(|(labels, entries)| stream_into_proto(LogStream { labels, entries }))
-                    .collect(),
-                first_continues: b.first_continues,
-                stats: stats.take(),
-            })
-        });
-        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+        let (querier, batch_bytes) = (self.querier.clone(), self.batch_bytes);
+        Ok(Response::new(deferred(async move {
+            let res = querier.select_logs(&tenant, &sel).await.map_err(api_status)?;
+            let groups = res.streams.into_iter().map(|s| (s.labels, s.entries)).collect();
+            let mut stats = Some(pb::QueryStats::from(res.stats));
+            let batches = Batcher::new(groups, batch_bytes, entry_size).map(move |b| {
+                Ok(pb::QueryResponse {
+                    streams: b
+                        .groups
+                        .into_iter()
+                        .map(|(labels, entries)| stream_into_proto(LogStream { labels, entries }))
+                        .collect(),
+                    first_continues: b.first_continues,
+                    stats: stats.take(),
+                })
+            });
+            Ok(Box::pin(futures::stream::iter(batches)) as BoxStream<_>)
+        })))
     }
 
     type QuerySampleStream = BoxStream<pb::SampleQueryResponse>;
@@ -131,21 +153,26 @@ impl Ingester for IngesterService {
     ) -> Result<Response<Self::QuerySampleStream>, Status> {
         let tenant = tenant(&req)?;
         let sel = SampleSelect::from(req.into_inner());
-        let res = self.querier.select_samples(&tenant, &sel).await.map_err(api_status)?;
-        let groups = res.series.into_iter().map(|s| (s.labels, s.samples)).collect();
-        let mut stats = Some(pb::QueryStats::from(res.stats));
-        let batches = Batcher::new(groups, self.batch_bytes, |_| 24).map(move |b| {
-            Ok(pb::SampleQueryResponse {
-                series: b
-                    .groups
-                    .into_iter()
-                    .map(|(labels, samples)| pb::SampleSeries::from(lode_model::api::SampleSeries { labels, samples }))
-                    .collect(),
-                first_continues: b.first_continues,
-                stats: stats.take(),
-            })
-        });
-        Ok(Response::new(Box::pin(futures::stream::iter(batches))))
+        let (querier, batch_bytes) = (self.querier.clone(), self.batch_bytes);
+        Ok(Response::new(deferred(async move {
+            let res = querier.select_samples(&tenant, &sel).await.map_err(api_status)?;
+            let groups = res.series.into_iter().map(|s| (s.labels, s.samples)).collect();
+            let mut stats = Some(pb::QueryStats::from(res.stats));
+            let batches = Batcher::new(groups, batch_bytes, |_| 24).map(move |b| {
+                Ok(pb::SampleQueryResponse {
+                    series: b
+                        .groups
+                        .into_iter()
+                        .map(|(labels, samples)| {
+                            pb::SampleSeries::from(lode_model::api::SampleSeries { labels, samples })
+                        })
+                        .collect(),
+                    first_continues: b.first_continues,
+                    stats: stats.take(),
+                })
+            });
+            Ok(Box::pin(futures::stream::iter(batches)) as BoxStream<_>)
+        })))
     }
 
     async fn label(&self, req: Request<pb::LabelRequest>) -> Result<Response<pb::LabelResponse>, Status> {
@@ -164,25 +191,27 @@ impl Ingester for IngesterService {
     async fn series(&self, req: Request<pb::SeriesRequest>) -> Result<Response<Self::SeriesStream>, Status> {
         let tenant = tenant(&req)?;
         let r = StreamsRequest::from(req.into_inner());
-        let summaries = self.querier.stream_summaries(&tenant, &r).await.map_err(api_status)?;
-        // A summary is small: batches are cut between summaries only.
-        let budget = self.batch_bytes;
-        let mut out = Vec::new();
-        let mut cur = pb::SeriesResponse::default();
-        let mut used = 0;
-        for s in summaries {
-            let size = s.labels.iter().map(|(n, v)| n.len() + v.len() + 8).sum::<usize>() + s.chunks.len() * 40;
-            if used + size > budget && !cur.streams.is_empty() {
-                out.push(Ok(std::mem::take(&mut cur)));
-                used = 0;
+        let (querier, budget) = (self.querier.clone(), self.batch_bytes);
+        Ok(Response::new(deferred(async move {
+            let summaries = querier.stream_summaries(&tenant, &r).await.map_err(api_status)?;
+            // A summary is small: batches are cut between summaries only.
+            let mut out = Vec::new();
+            let mut cur = pb::SeriesResponse::default();
+            let mut used = 0;
+            for s in summaries {
+                let size = s.labels.iter().map(|(n, v)| n.len() + v.len() + 8).sum::<usize>() + s.chunks.len() * 40;
+                if used + size > budget && !cur.streams.is_empty() {
+                    out.push(Ok(std::mem::take(&mut cur)));
+                    used = 0;
+                }
+                used += size;
+                cur.streams.push(pb::StreamSummary::from(s));
             }
-            used += size;
-            cur.streams.push(pb::StreamSummary::from(s));
-        }
-        if out.is_empty() || !cur.streams.is_empty() {
-            out.push(Ok(cur));
-        }
-        Ok(Response::new(Box::pin(futures::stream::iter(out))))
+            if out.is_empty() || !cur.streams.is_empty() {
+                out.push(Ok(cur));
+            }
+            Ok(Box::pin(futures::stream::iter(out)) as BoxStream<_>)
+        })))
     }
 
     type TailStream = BoxStream<pb::TailResponse>;

@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use lode_grpc::{ClientPool, GrpcServerConfig, IngesterClient, IngesterClientConfig, IngesterService};
 use lode_ingester::{Ingester, IngesterConfig};
 use lode_model::api::{
-    LabelRequest, LogQuerier, LogSelect, Pusher, SampleSelect, SharedBatch, StreamBatch, StreamsRequest, TailBatch,
-    TailReceiver, TailSource,
+    LabelRequest, LogQuerier, LogSelect, Pusher, SampleResult, SampleSelect, SelectResult, SharedBatch, StreamBatch,
+    StreamSummary, StreamsRequest, TailBatch, TailReceiver, TailSource,
 };
 use lode_model::limits::LimitsConfig;
 use lode_model::metrics::Discards;
 use lode_model::time::{ByteSize, ConfigDuration};
-use lode_model::{Direction, Entry, ErrorCode, Labels, Stream};
+use lode_model::{ApiError, Direction, Entry, ErrorCode, Labels, Stream};
 use lode_storage::ObjectStorage;
 use prometheus::Registry;
 use tokio::net::TcpListener;
@@ -545,6 +545,77 @@ async fn a_down_server_is_unavailable_quickly_and_a_restarted_one_is_reached_aga
         .await
         .unwrap();
     server.stop().await;
+}
+
+/// An ingester whose queries take `delay` before answering (a large query on a loaded node).
+struct Slow {
+    ing: Arc<Ingester>,
+    delay: Duration,
+}
+
+#[async_trait::async_trait]
+impl LogQuerier for Slow {
+    async fn select_logs(&self, tenant: &str, req: &LogSelect) -> Result<SelectResult, ApiError> {
+        tokio::time::sleep(self.delay).await;
+        self.ing.select_logs(tenant, req).await
+    }
+    async fn select_samples(&self, tenant: &str, req: &SampleSelect) -> Result<SampleResult, ApiError> {
+        tokio::time::sleep(self.delay).await;
+        self.ing.select_samples(tenant, req).await
+    }
+    async fn label_names(&self, tenant: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.ing.label_names(tenant, req).await
+    }
+    async fn label_values(&self, tenant: &str, name: &str, req: &LabelRequest) -> Result<Vec<String>, ApiError> {
+        self.ing.label_values(tenant, name, req).await
+    }
+    async fn stream_summaries(&self, tenant: &str, req: &StreamsRequest) -> Result<Vec<StreamSummary>, ApiError> {
+        tokio::time::sleep(self.delay).await;
+        self.ing.stream_summaries(tenant, req).await
+    }
+}
+
+#[tokio::test]
+async fn a_query_longer_than_the_remote_timeout_still_answers_and_errors_keep_their_code() {
+    let ing = ingester(LimitsConfig::default());
+    ing.push(TENANT, vec![batch(r#"{app="a"}"#, vec![entry(1, "one", &[])])])
+        .await
+        .unwrap();
+    let slow = Arc::new(Slow {
+        ing: ing.clone(),
+        delay: Duration::from_millis(800),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = IngesterService::new(ing.clone(), slow, ing.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        lode_grpc::serve(listener, service, &GrpcServerConfig::default(), async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    // The call must be answered within 300 ms; the answer itself may take longer.
+    let c = IngesterClient::new(&addr.to_string(), &client_config(Duration::from_millis(300))).unwrap();
+    let req = select(r#"{app="a"}"#, Direction::Forward, 10);
+    let got = c.select_logs(TENANT, &req).await.unwrap();
+    assert_eq!(got.streams, ing.select_logs(TENANT, &req).await.unwrap().streams);
+    let samples = SampleSelect {
+        query: r#"count_over_time({app="a"}[1m])"#.into(),
+        start: 0,
+        end: 10,
+    };
+    let got = c.select_samples(TENANT, &samples).await.unwrap();
+    assert_eq!(got.series, ing.select_samples(TENANT, &samples).await.unwrap().series);
+    // An error found while answering arrives with its code, after the call was answered.
+    let err = c
+        .select_logs(TENANT, &select("{app=", Direction::Forward, 10))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRequest, "{err}");
+    let _ = stop.send(());
+    task.await.unwrap();
 }
 
 #[tokio::test]
