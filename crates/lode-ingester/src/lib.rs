@@ -283,7 +283,9 @@ impl LogQuerier for Ingester {
         let Some(inst) = self.existing_instance(tenant) else {
             return Ok(SelectResult::default());
         };
-        let (streams, stats) = inst.select(&plan, req.start, req.end, req.direction, req.limit)?;
+        // A scan of memory is CPU work for as long as the data is large: off the async workers,
+        // so the node keeps taking pushes and answering calls meanwhile.
+        let (streams, stats) = flush::blocking(|| inst.select(&plan, req.start, req.end, req.direction, req.limit))?;
         Ok(SelectResult { streams, stats })
     }
 
@@ -292,7 +294,7 @@ impl LogQuerier for Ingester {
         let Some(inst) = self.existing_instance(tenant) else {
             return Ok(SampleResult::default());
         };
-        let (series, stats) = inst.select_samples(&plan, req.start, req.end)?;
+        let (series, stats) = flush::blocking(|| inst.select_samples(&plan, req.start, req.end))?;
         Ok(SampleResult { series, stats })
     }
 
@@ -312,7 +314,7 @@ impl LogQuerier for Ingester {
             .map(LogPlan::parse)
             .transpose()?;
         Ok(match self.existing_instance(tenant) {
-            Some(i) => i.stream_summaries(plan.as_ref().map(LogPlan::selector), req.start, req.end),
+            Some(i) => flush::blocking(|| i.stream_summaries(plan.as_ref().map(LogPlan::selector), req.start, req.end)),
             None => Vec::new(),
         })
     }
