@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use lode_testkit::cluster::{self, Member, fs_store, push_once_ring_formed};
 use lode_testkit::{DataDir, LodeProcess, now_ns};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
@@ -15,53 +16,19 @@ use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 const BIN: &str = env!("CARGO_BIN_EXE_lode");
 
 fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Member {
-    data: DataDir,
-    p: LodeProcess,
+    cluster::free_udp_port().unwrap()
 }
 
 async fn start(target: &str, id: &str, store: &std::path::Path, gossip: u16, seed: u16) -> Member {
     start_in(DataDir::new().unwrap(), target, id, &fs_store(store), gossip, seed).await
 }
 
-/// The config section of a filesystem store shared by every member.
-fn fs_store(dir: &std::path::Path) -> String {
-    format!("storage_config:\n  filesystem:\n    directory: {}\n", dir.display())
-}
-
 /// Starts a member whose WAL and config live in `data` (a restart passes the same one), with
-/// `storage` (a `storage_config:` section, plus any other top-level sections) as its store.
-async fn start_in(data: DataDir, target: &str, id: &str, storage: &str, gossip: u16, seed: u16) -> Member {
-    let cfg = data.path().join("lode.yaml");
-    std::fs::write(
-        &cfg,
-        format!("{storage}memberlist:\n  gossip_interval: 100ms\n  heartbeat_timeout: 10s\n"),
-    )
-    .unwrap();
-    let p = LodeProcess::start(
-        BIN,
-        &data,
-        &[
-            &format!("-config.file={}", cfg.display()),
-            &format!("-target={target}"),
-            &format!("-common.instance-id={id}"),
-            "-server.grpc-listen-address=127.0.0.1",
-            "-server.grpc-listen-port=0",
-            "-memberlist.bind-addr=127.0.0.1",
-            &format!("-memberlist.bind-port={gossip}"),
-            &format!("-memberlist.join=127.0.0.1:{seed}"),
-        ],
-    )
-    .await
-    .unwrap();
-    Member { data, p }
+/// `sections` (a `storage_config:` section, plus any other top-level sections) in its config.
+async fn start_in(data: DataDir, target: &str, id: &str, sections: &str, gossip: u16, seed: u16) -> Member {
+    Member::start(BIN, data, target, id, sections, "10s", (gossip, seed))
+        .await
+        .unwrap()
 }
 
 async fn query(p: &LodeProcess, t0: i64) -> Value {
@@ -116,28 +83,9 @@ async fn three_ingesters_behind_a_distributor_and_a_querier_return_every_line_on
         })
         .collect();
     let body = serde_json::to_vec(&json!({ "streams": streams })).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (s, text) = dist
-            .p
-            .post(
-                "/loki/api/v1/push",
-                &[("content-type", "application/json")],
-                body.clone(),
-            )
-            .await
-            .unwrap();
-        if s == 204 {
-            break;
-        }
-        assert_eq!(s, 503, "{text}");
-        assert!(
-            Instant::now() < deadline,
-            "the ring never formed: {text}\n{}",
-            dist.p.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    push_once_ring_formed(&dist.p, &[("content-type", "application/json")], body)
+        .await
+        .unwrap();
     expected.sort();
 
     // The querier learns the ingesters from gossip too; wait (bounded) until it answers fully.
@@ -420,30 +368,16 @@ async fn seven_processes_over_s3_lose_and_double_nothing_while_the_ring_changes_
         queriers.push(start_in(data, "querier", &format!("querier-{i}"), &storage, ports[5 + i], seed).await);
     }
 
-    // Wait (bounded) until both distributors see a quorum of ACTIVE ingesters.
+    // Until both distributors see a quorum of ACTIVE ingesters, pushes answer 503.
     for d in &distributors {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let body = serde_json::to_vec(&json!({"streams": [{
-                "stream": {"app": "warmup"},
-                "values": [[now_ns().to_string(), "warm-up"]]
-            }]}))
+        let body = serde_json::to_vec(&json!({"streams": [{
+            "stream": {"app": "warmup"},
+            "values": [[now_ns().to_string(), "warm-up"]]
+        }]}))
+        .unwrap();
+        push_once_ring_formed(&d.p, &[("content-type", "application/json")], body)
+            .await
             .unwrap();
-            let (s, text) =
-                d.p.post("/loki/api/v1/push", &[("content-type", "application/json")], body)
-                    .await
-                    .unwrap();
-            if s == 204 {
-                break;
-            }
-            assert_eq!(s, 503, "{text}");
-            assert!(
-                Instant::now() < deadline,
-                "the ring never formed: {text}\n{}",
-                d.p.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
     }
 
     // Four pushers, each at most 300 requests of 3 x 10 lines (so a stream stays under one
@@ -618,34 +552,22 @@ async fn tenants_stay_apart_through_every_read_in_a_cluster() {
     let querier = start_in(DataDir::new().unwrap(), "querier", "q", &sections, ports[4], seed).await;
 
     let t0 = now_ns() - 60_000_000_000;
-    let push = |tenant: &'static str, line: String, ts: i64| {
-        let body = serde_json::to_vec(&json!({"streams": [{
+    let body = |tenant: &str, line: String, ts: i64| {
+        serde_json::to_vec(&json!({"streams": [{
             "stream": {"app": "same", "owner": tenant},
             "values": [[ts.to_string(), line]]
         }]}))
-        .unwrap();
-        let d = &dist.p;
-        async move {
-            d.post(
-                "/loki/api/v1/push",
-                &[("content-type", "application/json"), ("x-scope-orgid", tenant)],
-                body,
-            )
-            .await
-            .unwrap()
-        }
+        .unwrap()
+    };
+    let headers = |tenant: &'static str| [("content-type", "application/json"), ("x-scope-orgid", tenant)];
+    let push = |tenant: &'static str, line: String, ts: i64| {
+        let (d, body) = (&dist.p, body(tenant, line, ts));
+        async move { d.post("/loki/api/v1/push", &headers(tenant), body).await.unwrap() }
     };
     // Until the ring has formed, pushes answer 503.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (s, text) = push("team-a", "a 0".into(), t0).await;
-        if s == 204 {
-            break;
-        }
-        assert_eq!(s, 503, "{text}");
-        assert!(Instant::now() < deadline, "the ring never formed: {text}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    push_once_ring_formed(&dist.p, &headers("team-a"), body("team-a", "a 0".into(), t0))
+        .await
+        .unwrap();
     for i in 1..5 {
         assert_eq!(push("team-a", format!("a {i}"), t0 + i).await.0, 204);
     }

@@ -6,53 +6,26 @@
 
 use std::time::{Duration, Instant};
 
+use lode_testkit::cluster::{Member, free_udp_port, fs_store};
 use lode_testkit::{DataDir, LodeProcess};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_lode");
 
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Member {
-    _data: DataDir,
-    p: LodeProcess,
-}
-
-/// Starts a member that gossips fast and calls a peer UNHEALTHY 2 s after its last heartbeat.
+/// Starts a member that calls a peer UNHEALTHY 2 s after its last heartbeat.
 async fn start(target: &str, id: &str, store: &std::path::Path, gossip: u16, seed: u16) -> Member {
-    let data = DataDir::new().unwrap();
-    let cfg = data.path().join("lode.yaml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "storage_config:\n  filesystem:\n    directory: {}\nmemberlist:\n  gossip_interval: 100ms\n  heartbeat_timeout: 2s\n",
-            store.display()
-        ),
-    )
-    .unwrap();
-    let p = LodeProcess::start(
+    let sections = fs_store(store);
+    Member::start(
         BIN,
-        &data,
-        &[
-            &format!("-config.file={}", cfg.display()),
-            &format!("-target={target}"),
-            &format!("-common.instance-id={id}"),
-            "-server.grpc-listen-address=127.0.0.1",
-            "-server.grpc-listen-port=0",
-            "-memberlist.bind-addr=127.0.0.1",
-            &format!("-memberlist.bind-port={gossip}"),
-            &format!("-memberlist.join=127.0.0.1:{seed}"),
-        ],
+        DataDir::new().unwrap(),
+        target,
+        id,
+        &sections,
+        "2s",
+        (gossip, seed),
     )
     .await
-    .unwrap();
-    Member { _data: data, p }
+    .unwrap()
 }
 
 async fn ring_json(p: &LodeProcess) -> Value {
@@ -102,7 +75,7 @@ async fn forget(p: &LodeProcess, id: &str) -> (u16, Option<String>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_ring_page_shows_the_ingesters_and_forgets_a_dead_one() {
     let store = DataDir::new().unwrap();
-    let ports: Vec<u16> = (0..3).map(|_| free_udp_port()).collect();
+    let ports: Vec<u16> = (0..3).map(|_| free_udp_port().unwrap()).collect();
     let seed = ports[0];
     let ing0 = start("ingester", "ingester-0", store.path(), ports[0], seed).await;
     let ing1 = start("ingester", "ingester-1", store.path(), ports[1], seed).await;

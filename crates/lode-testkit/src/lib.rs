@@ -1,9 +1,10 @@
 //! Test helpers for Lode's integration tests: start the real `lode` binary on a loopback port
 //! chosen by the OS, with its own temporary data directory, wait until it is ready, stop it
 //! gracefully (SIGTERM) or brutally (SIGKILL), restart it on the same data, and speak Loki's
-//! HTTP API to it. `bodies` builds push requests independently of Lode's encoders; `s3` starts a real S3-compatible server for the object-store tests.
+//! HTTP API to it. `bodies` builds push requests independently of Lode's encoders; `s3` starts a real S3-compatible server for the object-store tests; `cluster` starts gossiping cluster members.
 
 pub mod bodies;
+pub mod cluster;
 pub mod python;
 mod s3;
 pub use s3::S3Server;
