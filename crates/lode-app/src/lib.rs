@@ -125,16 +125,11 @@ async fn sync_ingesters(
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
-        let members: Vec<_> = membership
-            .members()
-            .await
-            .into_iter()
-            .filter(|m| m.has_role("ingester") && !m.grpc_addr.is_empty())
-            .collect();
+        let members = membership.members().await;
         let mut ring = Vec::new();
         let mut readable: Vec<Arc<dyn LogQuerier>> = Vec::new();
         let mut tails: Vec<Arc<dyn lode_model::api::TailSource>> = Vec::new();
-        for m in &members {
+        for m in members.iter().filter(|m| m.is_ingester()) {
             let Ok(client) = pool.get(&m.grpc_addr) else {
                 tracing::warn!(member = %m.id, addr = %m.grpc_addr, "ring: unusable ingester address");
                 continue;
@@ -152,9 +147,7 @@ async fn sync_ingesters(
         if let Some(d) = &distributor {
             d.set_ingesters(ring);
             // A global ingestion rate is shared among the healthy distributors.
-            let distributors = membership
-                .members()
-                .await
+            let distributors = members
                 .iter()
                 .filter(|m| m.has_role("distributor") && m.healthy())
                 .count();

@@ -57,21 +57,17 @@ pub(crate) fn for_node(
     Some(Arc::new(page))
 }
 
-fn is_ingester(m: &Member) -> bool {
-    m.has_role("ingester") && !m.grpc_addr.is_empty()
-}
-
 /// The ring view of `members`; ownership in percent, over the ingesters only.
 fn view(members: Vec<Member>, tokens: u32) -> RingView {
     let mut ring = Ring::new(tokens);
-    for m in members.iter().filter(|m| is_ingester(m)) {
+    for m in members.iter().filter(|m| m.is_ingester()) {
         ring.add(&m.id);
     }
     let owned: std::collections::HashMap<String, f64> = ring.ownership(OWNERSHIP_SAMPLES).into_iter().collect();
     let members = members
         .into_iter()
         .map(|m| {
-            let ingester = is_ingester(&m);
+            let ingester = m.is_ingester();
             RingMember {
                 ownership: owned.get(&m.id).map_or(0.0, |o| o * 100.0),
                 tokens: if ingester { tokens } else { 0 },

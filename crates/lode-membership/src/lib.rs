@@ -160,6 +160,11 @@ impl Member {
         self.roles.iter().any(|r| r == role || r == "all")
     }
 
+    /// An ingester that can be reached: it has the role and published its gRPC address.
+    pub fn is_ingester(&self) -> bool {
+        self.has_role("ingester") && !self.grpc_addr.is_empty()
+    }
+
     pub fn healthy(&self) -> bool {
         self.state != MemberState::Unhealthy
     }
