@@ -112,6 +112,16 @@ impl IngesterClient {
         Ok(req)
     }
 
+    /// Opens a streamed answer: the call under `remote_timeout`, its messages with none.
+    async fn open<T>(
+        &self,
+        call: impl Future<Output = Result<tonic::Response<tonic::Streaming<T>>, Status>>,
+    ) -> Result<tonic::Streaming<T>, ApiError> {
+        self.deadline(async { call.await.map_err(|s| self.status(&s)) })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// The next message of a streamed answer.
     async fn next<T>(&self, stream: &mut tonic::Streaming<T>) -> Result<Option<T>, ApiError> {
         stream.message().await.map_err(|s| self.status(&s))
@@ -309,10 +319,7 @@ impl LogQuerier for IngesterClient {
     async fn select_logs(&self, tenant: &str, req: &LogSelect) -> Result<SelectResult, ApiError> {
         let req = self.streamed_request(tenant, pb::QueryRequest::from(req))?;
         let mut grpc = self.grpc.clone();
-        let mut stream = self
-            .deadline(async { grpc.query(req).await.map_err(|s| self.status(&s)) })
-            .await?
-            .into_inner();
+        let mut stream = self.open(grpc.query(req)).await?;
         let mut asm = Assembler::new();
         let mut stats = QueryStats::default();
         while let Some(msg) = self.next(&mut stream).await? {
@@ -341,10 +348,7 @@ impl LogQuerier for IngesterClient {
     async fn select_samples(&self, tenant: &str, req: &SampleSelect) -> Result<SampleResult, ApiError> {
         let req = self.streamed_request(tenant, pb::SampleQueryRequest::from(req))?;
         let mut grpc = self.grpc.clone();
-        let mut stream = self
-            .deadline(async { grpc.query_sample(req).await.map_err(|s| self.status(&s)) })
-            .await?
-            .into_inner();
+        let mut stream = self.open(grpc.query_sample(req)).await?;
         let mut asm = Assembler::new();
         let mut stats = QueryStats::default();
         while let Some(msg) = self.next(&mut stream).await? {
@@ -382,10 +386,7 @@ impl LogQuerier for IngesterClient {
     async fn stream_summaries(&self, tenant: &str, req: &StreamsRequest) -> Result<Vec<StreamSummary>, ApiError> {
         let req = self.streamed_request(tenant, pb::SeriesRequest::from(req))?;
         let mut grpc = self.grpc.clone();
-        let mut stream = self
-            .deadline(async { grpc.series(req).await.map_err(|s| self.status(&s)) })
-            .await?
-            .into_inner();
+        let mut stream = self.open(grpc.series(req)).await?;
         let mut out = Vec::new();
         while let Some(msg) = self.next(&mut stream).await? {
             out.extend(msg.streams.into_iter().map(StreamSummary::from));
