@@ -163,8 +163,7 @@ struct EncodedPush {
 
 impl EncodedPush {
     fn wire(s: &SharedBatch) -> &[u8] {
-        // Filled by `push_shared` before the request is built; encoding here too keeps the
-        // message right whatever the order.
+        // The stream's one encoding, made by the first replica's push that needs it.
         s.wire.get_or_init(|| encode_stream(&s.batch))
     }
 }
@@ -263,7 +262,7 @@ impl Pusher for IngesterClient {
     async fn push_shared(&self, tenant: &str, streams: Vec<Arc<SharedBatch>>) -> Result<(), ApiError> {
         let total: usize = streams
             .iter()
-            .map(|s| s.wire.get_or_init(|| encode_stream(&s.batch)).len() + 8)
+            .map(|s| EncodedPush::wire(s).len() + 8)
             .sum();
         if total > self.max_send / 2 {
             return self
