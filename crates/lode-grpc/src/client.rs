@@ -18,7 +18,8 @@ use lode_model::api::{
     SharedBatch, StreamBatch, StreamSummary, StreamsRequest, TailBatch, TailReceiver, TailSource,
 };
 use lode_model::{ApiError, ErrorCode, Stream};
-use lode_proto::convert_ingester::{encode_stream, label_request_into_proto, push_into_proto, stream_from_proto};
+use lode_proto::convert_ingester::{label_request_into_proto, push_into_proto, stream_from_proto};
+use lode_proto::encode::encode_stream;
 use lode_proto::ingester::ingester_client::IngesterClient as GrpcClient;
 use lode_proto::{ProtoError, ingester as pb, status};
 use tonic::metadata::MetadataValue;
@@ -260,10 +261,7 @@ impl Pusher for IngesterClient {
     /// Each stream is encoded once (cached in its [`SharedBatch`]) and the bytes go to every
     /// replica; a push too large for one request takes the splitting path of [`Pusher::push`].
     async fn push_shared(&self, tenant: &str, streams: Vec<Arc<SharedBatch>>) -> Result<(), ApiError> {
-        let total: usize = streams
-            .iter()
-            .map(|s| EncodedPush::wire(s).len() + 8)
-            .sum();
+        let total: usize = streams.iter().map(|s| EncodedPush::wire(s).len() + 8).sum();
         if total > self.max_send / 2 {
             return self
                 .push(tenant, streams.into_iter().map(SharedBatch::into_batch).collect())

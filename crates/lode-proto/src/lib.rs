@@ -9,6 +9,7 @@
 
 pub mod convert;
 pub mod convert_ingester;
+pub mod encode;
 pub mod status;
 
 /// Generated from `proto/push.proto` (package `logproto`): messages plus `pusher_client` and
