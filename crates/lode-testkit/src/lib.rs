@@ -270,3 +270,13 @@ pub fn streams(v: &Value) -> Vec<(Value, Vec<(String, String)>)> {
     out.sort_by_key(|(s, _)| s.to_string());
     out
 }
+
+/// Every line of a streams result, whatever its stream, sorted.
+pub fn lines(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = streams(v)
+        .into_iter()
+        .flat_map(|(_, entries)| entries.into_iter().map(|(_, line)| line))
+        .collect();
+    out.sort();
+    out
+}
